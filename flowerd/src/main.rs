@@ -1,0 +1,3 @@
+//! flowerd: the Flower NetFlow v9 collector.
+
+fn main() {}

@@ -1,0 +1,605 @@
+//! The decoder: export packets in, records out, everything counted.
+
+use core::net::IpAddr;
+
+use crate::counters::Counters;
+use crate::domain::{DomainKey, DomainState, DomainStats};
+use crate::flow::RecordContext;
+use crate::managed::Managed;
+use crate::pending::{Churn, Pending};
+use crate::record::Record;
+use crate::sampling::{self, Samplers};
+use crate::table::{index_len, Slot, Table};
+use crate::template::{Template, MAX_FIELDS};
+use crate::wire::template::AnyTemplate;
+use crate::wire::{FlowSetIter, FlowSetKind, HeaderRepr, PacketHeader, TemplateRecordIter};
+use crate::{Error, Result};
+
+/// Cache key of a template (RFC 3954 §9: "the Template ID [...] is unique
+/// per Exporter and Source ID").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct TemplateKey {
+    /// The exporter's address. The UDP source port is deliberately not part
+    /// of the key: exporters change it.
+    pub exporter: IpAddr,
+    /// The Source ID.
+    pub source_id: u32,
+    /// The Template ID.
+    pub template_id: u16,
+}
+
+/// Decoder limits. Every byte of memory the decoder uses follows from these;
+/// nothing a sender does can make it allocate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Config {
+    /// Templates kept (all exporters together). Default 4096.
+    pub templates: usize,
+    /// Most fields per template (≤ [`MAX_FIELDS`]). Default 128.
+    pub max_fields: usize,
+    /// (exporter, Source ID) states kept. Default 1024.
+    pub domains: usize,
+    /// Bytes for data FlowSets that arrive before their template. Default 1 MiB.
+    pub pending_bytes: usize,
+    /// How long such FlowSets wait, in seconds of the exporter's clock. Default 120.
+    pub pending_max_age_secs: u32,
+    /// Seed of the cache's hash function (set it from a random source to
+    /// resist crafted collisions). Default: a fixed constant.
+    pub hash_seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            templates: 4096,
+            max_fields: MAX_FIELDS,
+            domains: 1024,
+            pending_bytes: 1 << 20,
+            pending_max_age_secs: 120,
+            hash_seed: 0x5eed_f10e_2024_0301,
+        }
+    }
+}
+
+/// A slot of template storage, for [`Storage`].
+pub type TemplateSlot = Slot<TemplateKey, Template>;
+/// A slot of domain storage, for [`Storage`].
+pub type DomainSlot = Slot<DomainKey, DomainState>;
+
+/// An empty template slot, to fill caller-provided storage.
+#[must_use]
+pub const fn empty_template_slot() -> TemplateSlot {
+    Slot::empty(
+        TemplateKey {
+            exporter: IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED),
+            source_id: 0,
+            template_id: 0,
+        },
+        Template::EMPTY,
+    )
+}
+
+/// An empty domain slot, to fill caller-provided storage.
+#[must_use]
+pub fn empty_domain_slot() -> DomainSlot {
+    Slot::empty(
+        DomainKey {
+            exporter: IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED),
+            source_id: 0,
+        },
+        DomainState::default(),
+    )
+}
+
+/// Caller-provided storage, for use without an allocator.
+///
+/// Index slices should be [`Storage::index_len`] of their table's capacity.
+#[derive(Debug)]
+pub struct Storage<'a> {
+    /// Template slots; their number is the template capacity.
+    pub templates: &'a mut [TemplateSlot],
+    /// Template hash index.
+    pub template_index: &'a mut [u32],
+    /// Domain slots.
+    pub domains: &'a mut [DomainSlot],
+    /// Domain hash index.
+    pub domain_index: &'a mut [u32],
+    /// Pending-FlowSet buffer.
+    pub pending: &'a mut [u8],
+}
+
+impl Storage<'_> {
+    /// The index length for a table of `capacity` slots.
+    #[must_use]
+    pub const fn index_len(capacity: usize) -> usize {
+        index_len(capacity)
+    }
+}
+
+/// What one export packet contained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PacketSummary {
+    /// The header.
+    pub header: HeaderRepr,
+    /// Data records handed to the sink (replayed ones included).
+    pub records: u32,
+    /// Options records handed to the sink.
+    pub options_records: u32,
+    /// Template and Options Template records learned.
+    pub templates: u32,
+    /// Malformed structures skipped.
+    pub errors: u32,
+    /// The first of them.
+    pub first_error: Option<Error>,
+}
+
+/// A NetFlow v9 decoder with its template cache, exporter states and
+/// pending buffer. Memory is fixed at construction.
+///
+/// ```
+/// use netflow9::{Config, Decoder};
+/// let mut decoder = Decoder::new(Config::default());
+/// # let datagram = [0u8; 0];
+/// let exporter = "192.0.2.1".parse().unwrap();
+/// let mut bytes = 0;
+/// match decoder.decode(exporter, &datagram, |record| {
+///     if !record.is_options() {
+///         bytes += record.flow().bytes;
+///     }
+/// }) {
+///     Ok(summary) => println!("{} records", summary.records),
+///     Err(e) => println!("not an export packet: {e}"), // counted too
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Decoder<'a> {
+    config: Config,
+    templates: Table<'a, TemplateKey, Template>,
+    domains: Table<'a, DomainKey, DomainState>,
+    pending: Pending<'a>,
+    counters: Counters,
+}
+
+#[cfg(feature = "alloc")]
+impl Decoder<'static> {
+    /// A decoder whose storage is allocated now, once.
+    #[must_use]
+    pub fn new(config: Config) -> Self {
+        let templates = Table::new(
+            Managed::owned(config.templates, empty_template_slot()),
+            Managed::owned(index_len(config.templates), 0),
+            config.hash_seed,
+        );
+        let domains = Table::new(
+            Managed::owned(config.domains, empty_domain_slot()),
+            Managed::owned(index_len(config.domains), 0),
+            config.hash_seed.rotate_left(17),
+        );
+        let pending = Pending::new(
+            Managed::owned(config.pending_bytes, 0),
+            config.pending_max_age_secs,
+        );
+        Decoder {
+            config,
+            templates,
+            domains,
+            pending,
+            counters: Counters::default(),
+        }
+    }
+}
+
+impl<'a> Decoder<'a> {
+    /// A decoder over caller-provided storage (no allocator needed).
+    /// Capacities come from the slices; `config`'s sizes are ignored.
+    pub fn with_storage(config: Config, storage: Storage<'a>) -> Self {
+        let templates = Table::new(
+            Managed::Borrowed(storage.templates),
+            Managed::Borrowed(storage.template_index),
+            config.hash_seed,
+        );
+        let domains = Table::new(
+            Managed::Borrowed(storage.domains),
+            Managed::Borrowed(storage.domain_index),
+            config.hash_seed.rotate_left(17),
+        );
+        let pending = Pending::new(
+            Managed::Borrowed(storage.pending),
+            config.pending_max_age_secs,
+        );
+        Decoder {
+            config,
+            templates,
+            domains,
+            pending,
+            counters: Counters::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// All counters so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Templates cached now.
+    pub fn template_count(&self) -> usize {
+        self.templates.len()
+    }
+
+    /// Template capacity.
+    pub fn template_capacity(&self) -> usize {
+        self.templates.capacity()
+    }
+
+    /// FlowSets waiting for their template.
+    pub fn pending_flowsets(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Bytes of the pending buffer in use.
+    pub fn pending_bytes_used(&self) -> usize {
+        self.pending.used_bytes()
+    }
+
+    /// The cached template for a key.
+    pub fn template(&self, key: &TemplateKey) -> Option<&Template> {
+        self.templates
+            .get(key)
+            .and_then(|s| self.templates.value(s))
+    }
+
+    /// Every cached template, least recently refreshed first.
+    pub fn templates(&self) -> impl Iterator<Item = (&TemplateKey, &Template)> + '_ {
+        self.templates.iter()
+    }
+
+    /// Every observation domain: counters and samplers.
+    pub fn domains(&self) -> impl Iterator<Item = (&DomainKey, &DomainStats, &Samplers)> + '_ {
+        self.domains.iter().map(|(k, d)| (k, &d.stats, &d.samplers))
+    }
+
+    /// Inserts a template learned elsewhere (e.g. persisted before a restart).
+    /// Returns false only for a zero-capacity cache.
+    pub fn insert_template(&mut self, key: TemplateKey, template: Template) -> bool {
+        match self.templates.insert(key, template) {
+            Some((_, evicted)) => {
+                if evicted.is_some() {
+                    self.counters.template_evictions += 1;
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Decodes one export packet from `exporter`, calling `sink` for every
+    /// data and options record (including pending ones its templates unlock).
+    ///
+    /// Malformed FlowSets are counted, reported in the summary, and skipped;
+    /// the rest of the packet is still decoded.
+    ///
+    /// # Errors
+    /// Only when the header itself is unusable (shorter than 20 bytes, or not
+    /// version 9); counted in `rejected_packets` and `malformed`.
+    pub fn decode<F>(
+        &mut self,
+        exporter: IpAddr,
+        datagram: &[u8],
+        mut sink: F,
+    ) -> Result<PacketSummary>
+    where
+        F: FnMut(&Record<'_>),
+    {
+        let packet = match PacketHeader::new_checked(datagram) {
+            Ok(p) => p,
+            Err(e) => {
+                self.counters.rejected_packets += 1;
+                self.counters.count_error(e.kind);
+                return Err(e);
+            }
+        };
+        let header = packet.repr();
+        self.counters.packets += 1;
+        let ctx = RecordContext {
+            exporter,
+            source_id: header.source_id,
+            sys_uptime: header.sys_uptime,
+            unix_secs: header.unix_secs,
+            sequence_number: header.sequence_number,
+        };
+        let dkey = DomainKey {
+            exporter,
+            source_id: header.source_id,
+        };
+        let dslot = self.domain_slot(dkey, &header);
+        let mut summary = PacketSummary {
+            header,
+            ..PacketSummary::default()
+        };
+        let mut churn = Churn::default();
+        self.pending.expire_front(&ctx, &mut churn);
+
+        for set in FlowSetIter::new(packet.payload()) {
+            let set = match set {
+                Ok(s) => s,
+                Err(e) => {
+                    self.note_error(&mut summary, e);
+                    break;
+                }
+            };
+            match set.kind() {
+                FlowSetKind::Template | FlowSetKind::OptionsTemplate => {
+                    let options = set.kind() == FlowSetKind::OptionsTemplate;
+                    let iter = if options {
+                        TemplateRecordIter::options(
+                            set.body(),
+                            set.body_offset(),
+                            self.config.max_fields,
+                        )
+                    } else {
+                        TemplateRecordIter::templates(
+                            set.body(),
+                            set.body_offset(),
+                            self.config.max_fields,
+                        )
+                    };
+                    for t in iter {
+                        match t.and_then(|t| {
+                            Template::from_wire(&t, self.config.max_fields, set.body_offset())
+                                .map(|tpl| (t, tpl))
+                        }) {
+                            Ok((wire, tpl)) => {
+                                self.learn(
+                                    &ctx,
+                                    dslot,
+                                    &wire,
+                                    tpl,
+                                    &mut summary,
+                                    &mut churn,
+                                    &mut sink,
+                                );
+                            }
+                            Err(e) => {
+                                self.note_error(&mut summary, e);
+                                break;
+                            }
+                        }
+                    }
+                }
+                FlowSetKind::Reserved(_) => self.counters.reserved_flowsets += 1,
+                FlowSetKind::Data(id) => {
+                    let key = TemplateKey {
+                        exporter,
+                        source_id: header.source_id,
+                        template_id: id,
+                    };
+                    match self.templates.get(&key) {
+                        Some(slot) => {
+                            let r = self.decode_data(
+                                slot,
+                                dslot,
+                                &ctx,
+                                set.body(),
+                                false,
+                                &mut summary,
+                                &mut sink,
+                            );
+                            if let Err(e) = r {
+                                let e = Error::new(e.kind, set.body_offset() + e.offset);
+                                self.note_error(&mut summary, e);
+                            }
+                        }
+                        None => {
+                            self.counters.unknown_template_flowsets += 1;
+                            if self.pending.push(&ctx, id, set.body(), &mut churn) {
+                                self.counters.pending_buffered += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.counters.pending_overflow += churn.overflow;
+        self.counters.pending_expired += churn.expired;
+        Ok(summary)
+    }
+
+    fn note_error(&mut self, summary: &mut PacketSummary, e: Error) {
+        self.counters.count_error(e.kind);
+        summary.errors += 1;
+        summary.first_error.get_or_insert(e);
+    }
+
+    /// Finds or creates the domain's state and tracks the header.
+    fn domain_slot(&mut self, key: DomainKey, header: &HeaderRepr) -> Option<usize> {
+        let slot = match self.domains.get(&key) {
+            Some(s) => {
+                self.domains.touch(s);
+                s
+            }
+            None => {
+                let (s, evicted) = self.domains.insert(key, DomainState::default())?;
+                if evicted.is_some() {
+                    self.counters.domain_evictions += 1;
+                }
+                s
+            }
+        };
+        let obs = self.domains.value_mut(slot)?.observe(header);
+        if obs.reordered {
+            self.counters.sequence_reordered += 1;
+            if obs.retracted {
+                self.counters.sequence_lost = self.counters.sequence_lost.saturating_sub(1);
+            }
+        } else {
+            self.counters.sequence_lost += obs.lost;
+        }
+        if obs.restarted {
+            self.counters.exporter_restarts += 1;
+            // RFC 3954 §9: after a restart the exporter's old templates no
+            // longer describe its data.
+            let dropped = self
+                .templates
+                .remove_where(|k| k.exporter == key.exporter && k.source_id == key.source_id);
+            self.counters.templates_dropped_on_restart += dropped as u64;
+        }
+        Some(slot)
+    }
+
+    /// Caches a template and decodes the FlowSets that waited for it.
+    #[allow(clippy::too_many_arguments)]
+    fn learn<F: FnMut(&Record<'_>)>(
+        &mut self,
+        ctx: &RecordContext,
+        dslot: Option<usize>,
+        wire: &AnyTemplate<'_>,
+        tpl: Template,
+        summary: &mut PacketSummary,
+        churn: &mut Churn,
+        sink: &mut F,
+    ) {
+        match wire {
+            AnyTemplate::Template(_) => self.counters.templates += 1,
+            AnyTemplate::Options(_) => self.counters.options_templates += 1,
+        }
+        summary.templates += 1;
+        let key = TemplateKey {
+            exporter: ctx.exporter,
+            source_id: ctx.source_id,
+            template_id: tpl.template_id(),
+        };
+        let Some((slot, evicted)) = self.templates.insert(key, tpl) else {
+            return;
+        };
+        if evicted.is_some() {
+            self.counters.template_evictions += 1;
+        }
+        if self.pending.len() == 0 {
+            return;
+        }
+        // Split borrows: the pending buffer is read while records are decoded
+        // with the template and the domain's samplers.
+        let Decoder {
+            templates,
+            domains,
+            pending,
+            counters,
+            ..
+        } = self;
+        let Some(template) = templates.value(slot) else {
+            return;
+        };
+        let mut learned: [Option<sampling::Sampler>; 4] = [None; 4];
+        let mut n_learned = 0;
+        pending.take(ctx, key.template_id, churn, |pctx, body| {
+            counters.pending_replayed += 1;
+            let samplers = dslot.and_then(|d| domains.value(d)).map(|d| &d.samplers);
+            let mut stats = (0u64, 0u64);
+            let _ = for_each_record(template, pctx, body, samplers, true, |r| {
+                if r.is_options() {
+                    stats.1 += 1;
+                    if let Some(s) = sampling::from_options(template, r.data) {
+                        if let Some(l) = learned.get_mut(n_learned) {
+                            *l = Some(s);
+                            n_learned += 1;
+                        }
+                    }
+                } else {
+                    stats.0 += 1;
+                }
+                sink(r);
+            });
+            counters.records += stats.0;
+            counters.options_records += stats.1;
+            summary.records += stats.0 as u32;
+            summary.options_records += stats.1 as u32;
+        });
+        if let Some(d) = dslot.and_then(|d| self.domains.value_mut(d)) {
+            for s in learned.iter().flatten() {
+                d.samplers.learn(*s);
+            }
+        }
+    }
+
+    /// Decodes a data FlowSet body with the template in `slot`.
+    #[allow(clippy::too_many_arguments)]
+    fn decode_data<F: FnMut(&Record<'_>)>(
+        &mut self,
+        slot: usize,
+        dslot: Option<usize>,
+        ctx: &RecordContext,
+        body: &[u8],
+        replayed: bool,
+        summary: &mut PacketSummary,
+        sink: &mut F,
+    ) -> Result<()> {
+        let Some(template) = self.templates.value(slot) else {
+            return Ok(());
+        };
+        let domain = dslot.and_then(|d| self.domains.value(d));
+        let samplers = domain.map(|d| &d.samplers);
+        let (mut flows, mut options) = (0u64, 0u64);
+        let mut learned = None;
+        let result = for_each_record(template, ctx, body, samplers, replayed, |r| {
+            if r.is_options() {
+                options += 1;
+                if let Some(s) = sampling::from_options(template, r.data) {
+                    learned = Some(s);
+                }
+            } else {
+                flows += 1;
+            }
+            sink(r);
+        });
+        self.counters.records += flows;
+        self.counters.options_records += options;
+        summary.records += flows as u32;
+        summary.options_records += options as u32;
+        if let Some(d) = dslot.and_then(|d| self.domains.value_mut(d)) {
+            d.stats.records += flows;
+            d.stats.options_records += options;
+            if let Some(s) = learned {
+                d.samplers.learn(s);
+            }
+        }
+        result
+    }
+}
+
+/// Calls `f` for each record of a data FlowSet body. Stops at padding, or at
+/// a malformed variable-length record (the error's offset is in the body).
+#[inline]
+fn for_each_record<'t>(
+    template: &'t Template,
+    ctx: &RecordContext,
+    body: &'t [u8],
+    samplers: Option<&'t Samplers>,
+    replayed: bool,
+    mut f: impl FnMut(&Record<'t>),
+) -> Result<()> {
+    let mut rest = body;
+    while let Some(next) = template.split_record(rest) {
+        match next {
+            Ok((data, more)) => {
+                f(&Record {
+                    data,
+                    template,
+                    ctx: *ctx,
+                    samplers,
+                    replayed,
+                });
+                rest = more;
+            }
+            Err(e) => {
+                return Err(Error::new(e.kind, body.len() - rest.len() + e.offset));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! Per-(exporter, Source ID) state: sequence tracking, restart detection,
+//! samplers and counters.
+
+use core::net::IpAddr;
+
+use crate::sampling::Samplers;
+use crate::wire::HeaderRepr;
+
+/// An observation domain: an exporter address and a Source ID (RFC 3954 §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct DomainKey {
+    /// The exporter's address.
+    pub exporter: IpAddr,
+    /// The Source ID.
+    pub source_id: u32,
+}
+
+/// Counters and learned state of one observation domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct DomainStats {
+    /// Export packets received.
+    pub packets: u64,
+    /// Data records decoded.
+    pub records: u64,
+    /// Options data records decoded.
+    pub options_records: u64,
+    /// Export packets missing by sequence number.
+    pub sequence_lost: u64,
+    /// Export packets received out of order.
+    pub sequence_reordered: u64,
+    /// Restarts detected.
+    pub restarts: u64,
+    /// Header `unix_secs` of the newest packet.
+    pub last_unix_secs: u32,
+    /// Header sequence number of the newest packet.
+    pub last_sequence: u32,
+}
+
+/// How far the boot time implied by a header may drift (whole-second
+/// `unix_secs`, clock adjustments) before it means a restart.
+const BOOT_TIME_TOLERANCE_MS: i64 = 10_000;
+
+/// The state kept per observation domain (opaque; see [`crate::Decoder::domains`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DomainState {
+    seen: bool,
+    expected: u32,
+    last_uptime: u32,
+    pub(crate) samplers: Samplers,
+    pub(crate) stats: DomainStats,
+}
+
+/// What a packet header told about its exporter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Observation {
+    pub(crate) lost: u64,
+    pub(crate) reordered: bool,
+    pub(crate) restarted: bool,
+    /// A late packet filled a gap counted as lost earlier.
+    pub(crate) retracted: bool,
+}
+
+impl DomainState {
+    /// Tracks the sequence number and uptime of a new packet.
+    pub(crate) fn observe(&mut self, h: &HeaderRepr) -> Observation {
+        let mut o = Observation::default();
+        self.stats.packets += 1;
+        if !self.seen {
+            self.seen = true;
+            self.accept(h);
+            return o;
+        }
+        if h.sys_uptime < self.last_uptime {
+            // RFC 3954 §9: the Collector can detect an Exporter restart by
+            // sysUpTime going backwards. So do a late packet and a 32-bit
+            // uptime wrap; what tells them apart is the boot time the header
+            // implies (unix_secs − sys_uptime): unchanged for a late packet,
+            // 2³² ms later after a wrap, otherwise later after a restart.
+            let boot = |secs: u32, up: u32| i64::from(secs) * 1000 - i64::from(up);
+            let jump =
+                boot(h.unix_secs, h.sys_uptime) - boot(self.stats.last_unix_secs, self.last_uptime);
+            let wrap = (jump - (1i64 << 32)).abs() < BOOT_TIME_TOLERANCE_MS;
+            if !wrap && jump > BOOT_TIME_TOLERANCE_MS {
+                o.restarted = true;
+                self.stats.restarts += 1;
+                self.accept(h);
+                return o;
+            }
+        }
+        // RFC 3954 §5.1: "Incremental sequence counter of all Export Packets
+        // sent from the current Observation Domain by the Exporter".
+        let diff = h.sequence_number.wrapping_sub(self.expected) as i32;
+        if diff >= 0 {
+            o.lost = diff as u64;
+            self.stats.sequence_lost += o.lost;
+            self.accept(h);
+        } else {
+            // A late packet fills a gap counted earlier.
+            o.reordered = true;
+            self.stats.sequence_reordered += 1;
+            if self.stats.sequence_lost > 0 {
+                self.stats.sequence_lost -= 1;
+                o.retracted = true;
+            }
+        }
+        o
+    }
+
+    fn accept(&mut self, h: &HeaderRepr) {
+        self.expected = h.sequence_number.wrapping_add(1);
+        self.last_uptime = h.sys_uptime;
+        self.stats.last_unix_secs = h.unix_secs;
+        self.stats.last_sequence = h.sequence_number;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(seq: u32, up: u32, secs: u32) -> HeaderRepr {
+        HeaderRepr {
+            count: 0,
+            sys_uptime: up,
+            unix_secs: secs,
+            sequence_number: seq,
+            source_id: 0,
+        }
+    }
+
+    #[test]
+    fn loss_reorder_and_wrap() {
+        let mut d = DomainState::default();
+        d.observe(&h(u32::MAX - 1, 1000, 100));
+        assert_eq!(d.observe(&h(u32::MAX, 1001, 100)).lost, 0);
+        assert_eq!(
+            d.observe(&h(2, 1002, 100)).lost,
+            2,
+            "0 and 1 lost across the wrap"
+        );
+        assert!(d.observe(&h(1, 1002, 100)).reordered);
+        assert_eq!(d.stats.sequence_lost, 1);
+        assert_eq!(d.stats.sequence_reordered, 1);
+    }
+
+    #[test]
+    fn restart_versus_uptime_wrap() {
+        let mut d = DomainState::default();
+        d.observe(&h(10, 5_000_000, 1000));
+        assert!(d.observe(&h(0, 2_000, 1010)).restarted);
+        let mut w = DomainState::default();
+        w.observe(&h(10, u32::MAX - 1_000, 1000));
+        let o = w.observe(&h(11, 3_000, 1004));
+        assert!(!o.restarted, "wrap: 4 s of wall clock for 4 s of uptime");
+        assert_eq!(o.lost, 0);
+        // small step back: reordering, not a restart
+        assert!(!w.observe(&h(12, 2_000, 1004)).restarted);
+        // an old packet (uptime and clock both earlier): not a restart either
+        let mut o = DomainState::default();
+        o.observe(&h(75, 739_490_432, 1_469_109_117));
+        let late = o.observe(&h(31, 739_410_190, 1_469_109_037));
+        assert!(!late.restarted && late.reordered);
+    }
+}

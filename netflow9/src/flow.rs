@@ -1,0 +1,382 @@
+//! The normalized flow: one `Copy` value per data record, whatever the
+//! exporter's template looked like.
+
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::layout::{role, FlowLayout};
+use crate::sampling::Samplers;
+
+/// One flow, normalized from a data record.
+///
+/// Values the template does not carry are 0 (addresses: `0.0.0.0`), except
+/// where `Option` says otherwise. Counters are raw (unscaled): multiply by
+/// [`Flow::sampling_interval`] to estimate the real traffic.
+///
+/// ```
+/// # use netflow9::Flow;
+/// # let flow = Flow::default();
+/// let scaled_bytes = flow.bytes * u64::from(flow.sampling_interval);
+/// # assert_eq!(scaled_bytes, 0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Flow {
+    /// The exporter's address (the datagram's source).
+    pub exporter: IpAddr,
+    /// The exporter's observation domain.
+    pub source_id: u32,
+    /// The template the record was decoded with.
+    pub template_id: u16,
+    /// Source address (IPV4_SRC_ADDR 8 or IPV6_SRC_ADDR 27).
+    pub src_addr: IpAddr,
+    /// Destination address (12 or 28).
+    pub dst_addr: IpAddr,
+    /// Source port (7); 0 for ICMP.
+    pub src_port: u16,
+    /// Destination port (11); for ICMP, type × 256 + code.
+    pub dst_port: u16,
+    /// IP protocol number (4).
+    pub protocol: u8,
+    /// Cumulative TCP flags (6).
+    pub tcp_flags: u8,
+    /// Type of service byte (5).
+    pub tos: u8,
+    /// Input interface SNMP index (10).
+    pub input_if: u32,
+    /// Output interface SNMP index (14).
+    pub output_if: u32,
+    /// Source BGP AS (16).
+    pub src_as: u32,
+    /// Destination BGP AS (17).
+    pub dst_as: u32,
+    /// Source prefix length (9 or 29).
+    pub src_mask: u8,
+    /// Destination prefix length (13 or 30).
+    pub dst_mask: u8,
+    /// IP next hop (15 or 62).
+    pub next_hop: Option<IpAddr>,
+    /// BGP next hop (18 or 63).
+    pub bgp_next_hop: Option<IpAddr>,
+    /// DIRECTION (61): 0 ingress, 1 egress, as the exporter reports it.
+    pub direction: Option<u8>,
+    /// Bytes: IN_BYTES (1), else IN_PERMANENT_BYTES (85), else NSEL
+    /// initiator + responder octets (231 + 232), else OUT_BYTES (23).
+    pub bytes: u64,
+    /// Packets, by the same rule (2, 86, 298 + 299, 24).
+    pub packets: u64,
+    /// OUT_BYTES (23) when `bytes` came from another field: the reverse
+    /// direction of a bidirectional record (FortiGate, some Cisco).
+    pub out_bytes: u64,
+    /// OUT_PKTS (24), by the same rule.
+    pub out_packets: u64,
+    /// First packet, Unix milliseconds.
+    pub first_ms: u64,
+    /// Last packet, Unix milliseconds.
+    pub last_ms: u64,
+    /// Packet sampling interval (1 = every packet, or unknown).
+    pub sampling_interval: u32,
+}
+
+impl Default for Flow {
+    fn default() -> Self {
+        Flow {
+            exporter: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            source_id: 0,
+            template_id: 0,
+            src_addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            dst_addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            src_port: 0,
+            dst_port: 0,
+            protocol: 0,
+            tcp_flags: 0,
+            tos: 0,
+            input_if: 0,
+            output_if: 0,
+            src_as: 0,
+            dst_as: 0,
+            src_mask: 0,
+            dst_mask: 0,
+            next_hop: None,
+            bgp_next_hop: None,
+            direction: None,
+            bytes: 0,
+            packets: 0,
+            out_bytes: 0,
+            out_packets: 0,
+            first_ms: 0,
+            last_ms: 0,
+            sampling_interval: 1,
+        }
+    }
+}
+
+impl Flow {
+    /// 4 or 6.
+    #[must_use]
+    pub fn ip_version(&self) -> u8 {
+        if self.src_addr.is_ipv6() || self.dst_addr.is_ipv6() {
+            6
+        } else {
+            4
+        }
+    }
+
+    /// Duration in milliseconds (0 if the exporter's times are reversed).
+    #[must_use]
+    pub fn duration_ms(&self) -> u64 {
+        self.last_ms.saturating_sub(self.first_ms)
+    }
+}
+
+/// What the packet header tells about every record in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordContext {
+    /// The exporter's address.
+    pub exporter: IpAddr,
+    /// Source ID of the packet.
+    pub source_id: u32,
+    /// Header sys_uptime (ms).
+    pub sys_uptime: u32,
+    /// Header unix_secs.
+    pub unix_secs: u32,
+    /// Header sequence number.
+    pub sequence_number: u32,
+}
+
+/// FIRST/LAST_SWITCHED (sysUptime ms) to Unix ms. The difference is taken
+/// as a signed 32-bit value so a flow seen just before the 32-bit uptime
+/// wrapped (or a switched time slightly after the header's uptime) comes out
+/// right.
+#[inline]
+fn uptime_to_unix_ms(ctx: &RecordContext, switched: u64) -> u64 {
+    let behind = i64::from(ctx.sys_uptime.wrapping_sub(switched as u32) as i32);
+    (i64::from(ctx.unix_secs) * 1000 - behind).max(0) as u64
+}
+
+#[inline]
+fn ip(l: &FlowLayout, r4: usize, r6: usize, rec: &[u8]) -> Option<IpAddr> {
+    if let Some(a) = l.v4(r4, rec) {
+        return Some(IpAddr::V4(Ipv4Addr::from(a)));
+    }
+    l.v6(r6, rec).map(|a| IpAddr::V6(Ipv6Addr::from(a)))
+}
+
+impl FlowLayout {
+    #[inline]
+    fn time(
+        &self,
+        rec: &[u8],
+        ctx: &RecordContext,
+        ms: usize,
+        us: usize,
+        s: usize,
+        sw: usize,
+    ) -> u64 {
+        if let Some(v) = self.get(ms, rec) {
+            v
+        } else if let Some(v) = self.get(us, rec) {
+            v / 1000
+        } else if let Some(v) = self.get(s, rec) {
+            v.saturating_mul(1000)
+        } else if let Some(v) = self.get(sw, rec) {
+            uptime_to_unix_ms(ctx, v)
+        } else if let Some(v) = self.get(role::OBSERVATION_MS, rec) {
+            v
+        } else {
+            u64::from(ctx.unix_secs) * 1000
+        }
+    }
+
+    /// Counter by the fallback chain of [`Flow::bytes`]; `Some(out)` is the
+    /// reverse counter when it was not used.
+    #[inline]
+    fn counter(
+        &self,
+        rec: &[u8],
+        main: usize,
+        perm: usize,
+        init: usize,
+        resp: usize,
+        out: usize,
+    ) -> (u64, u64) {
+        let out_v = self.get(out, rec);
+        if let Some(v) = self.get(main, rec).or_else(|| self.get(perm, rec)) {
+            return (v, out_v.unwrap_or(0));
+        }
+        if self.has(init) || self.has(resp) {
+            let v = self
+                .get(init, rec)
+                .unwrap_or(0)
+                .saturating_add(self.get(resp, rec).unwrap_or(0));
+            return (v, out_v.unwrap_or(0));
+        }
+        (out_v.unwrap_or(0), 0)
+    }
+
+    /// Builds the flow of one record. `samplers` resolves a sampler id.
+    #[inline]
+    pub(crate) fn flow(
+        &self,
+        rec: &[u8],
+        ctx: &RecordContext,
+        template_id: u16,
+        samplers: Option<&Samplers>,
+    ) -> Flow {
+        let unspecified = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        let protocol = self.get(role::PROTOCOL, rec).unwrap_or(0) as u8;
+        let mut src_port = self.get(role::SRC_PORT, rec).unwrap_or(0) as u16;
+        let mut dst_port = self.get(role::DST_PORT, rec).unwrap_or(0) as u16;
+        if protocol == 1 || protocol == 58 {
+            // nfdump and tshark convention: type × 256 + code in the
+            // destination port, source port 0.
+            let icmp = self
+                .get(role::ICMP_TYPE, rec)
+                .or_else(|| self.get(role::ICMP_TYPE_CODE6, rec))
+                .or_else(|| {
+                    let t = self
+                        .get(role::ICMP_TYPE4, rec)
+                        .or_else(|| self.get(role::ICMP_TYPE6, rec))?;
+                    let c = self
+                        .get(role::ICMP_CODE4, rec)
+                        .or_else(|| self.get(role::ICMP_CODE6, rec));
+                    Some((t << 8) | c.unwrap_or(0))
+                });
+            if let Some(v) = icmp {
+                dst_port = v as u16;
+            }
+            src_port = 0;
+        }
+        let (bytes, out_bytes) = self.counter(
+            rec,
+            role::IN_BYTES,
+            role::PERM_BYTES,
+            role::INIT_OCTETS,
+            role::RESP_OCTETS,
+            role::OUT_BYTES,
+        );
+        let (packets, out_packets) = self.counter(
+            rec,
+            role::IN_PKTS,
+            role::PERM_PKTS,
+            role::INIT_PKTS,
+            role::RESP_PKTS,
+            role::OUT_PKTS,
+        );
+        Flow {
+            exporter: ctx.exporter,
+            source_id: ctx.source_id,
+            template_id,
+            src_addr: ip(self, role::SRC4, role::SRC6, rec).unwrap_or(unspecified),
+            dst_addr: ip(self, role::DST4, role::DST6, rec).unwrap_or(unspecified),
+            src_port,
+            dst_port,
+            protocol,
+            tcp_flags: self.get(role::TCP_FLAGS, rec).unwrap_or(0) as u8,
+            tos: self.get(role::TOS, rec).unwrap_or(0) as u8,
+            input_if: self.get(role::INPUT_IF, rec).unwrap_or(0) as u32,
+            output_if: self.get(role::OUTPUT_IF, rec).unwrap_or(0) as u32,
+            src_as: self.get(role::SRC_AS, rec).unwrap_or(0) as u32,
+            dst_as: self.get(role::DST_AS, rec).unwrap_or(0) as u32,
+            src_mask: self
+                .get(role::SRC_MASK, rec)
+                .or_else(|| self.get(role::SRC_MASK6, rec))
+                .unwrap_or(0) as u8,
+            dst_mask: self
+                .get(role::DST_MASK, rec)
+                .or_else(|| self.get(role::DST_MASK6, rec))
+                .unwrap_or(0) as u8,
+            next_hop: ip(self, role::NEXT_HOP4, role::NEXT_HOP6, rec),
+            bgp_next_hop: ip(self, role::BGP_NEXT_HOP4, role::BGP_NEXT_HOP6, rec),
+            direction: self.get(role::DIRECTION, rec).map(|d| d as u8),
+            bytes,
+            packets,
+            out_bytes,
+            out_packets,
+            first_ms: self.time(
+                rec,
+                ctx,
+                role::START_MS,
+                role::START_US,
+                role::START_S,
+                role::FIRST_SWITCHED,
+            ),
+            last_ms: self.time(
+                rec,
+                ctx,
+                role::END_MS,
+                role::END_US,
+                role::END_S,
+                role::LAST_SWITCHED,
+            ),
+            sampling_interval: self.sampling(rec, samplers),
+        }
+    }
+
+    #[inline]
+    fn sampling(&self, rec: &[u8], samplers: Option<&Samplers>) -> u32 {
+        if let Some(i) = crate::sampling::interval_in(self, rec) {
+            return i;
+        }
+        let Some(samplers) = samplers else { return 1 };
+        let id = self
+            .get(role::SAMPLER_ID, rec)
+            .or_else(|| self.get(role::SELECTOR_ID, rec));
+        samplers.interval(id).unwrap_or(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> RecordContext {
+        RecordContext {
+            exporter: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            source_id: 0,
+            sys_uptime: 135_754,
+            unix_secs: 1_709_294_536,
+            sequence_number: 1,
+        }
+    }
+
+    #[test]
+    fn uptime_conversion_and_wrap() {
+        let c = ctx();
+        assert_eq!(uptime_to_unix_ms(&c, 0), 1_709_294_400_246);
+        assert_eq!(uptime_to_unix_ms(&c, 135_754), 1_709_294_536_000);
+        // uptime wrapped: header at 1000 ms after the wrap, flow started 3000 ms before it
+        let w = RecordContext {
+            sys_uptime: 1000,
+            ..c
+        };
+        assert_eq!(
+            uptime_to_unix_ms(&w, u64::from(u32::MAX - 2999)),
+            1_709_294_536_000 - 4000
+        );
+        // a switched time slightly after the header (exporter clock skew)
+        assert_eq!(uptime_to_unix_ms(&w, 1500), 1_709_294_536_500);
+    }
+
+    #[test]
+    fn icmp_and_counter_fallbacks() {
+        // proto, ICMP_TYPE, src port, INIT/RESP octets, OUT_BYTES
+        let l = FlowLayout::build(
+            [
+                (4, 0, 1),
+                (32, 1, 2),
+                (7, 3, 2),
+                (231, 5, 4),
+                (232, 9, 4),
+                (23, 13, 4),
+            ]
+            .into_iter(),
+        );
+        let rec = [1, 8, 0, 0, 99, 0, 0, 0, 69, 0, 0, 0x37, 0x62, 0, 0, 0, 7];
+        let f = l.flow(&rec, &ctx(), 300, None);
+        assert_eq!((f.src_port, f.dst_port), (0, 2048));
+        assert_eq!(f.bytes, 69 + 14178);
+        assert_eq!(f.out_bytes, 7);
+        assert_eq!(f.sampling_interval, 1);
+        assert_eq!(f.first_ms, 1_709_294_536_000, "no time fields: export time");
+    }
+}

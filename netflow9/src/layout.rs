@@ -1,0 +1,214 @@
+//! Where, in a record, each value of the normalized [`crate::Flow`] lives.
+//!
+//! Built once per template; reading a flow is then a handful of loads at
+//! known offsets with no search through the field list.
+
+use crate::wire::read_uint;
+
+/// Role numbers: indexes into [`FlowLayout`]'s location array.
+pub(crate) mod role {
+    pub(crate) const SRC4: usize = 0;
+    pub(crate) const DST4: usize = 1;
+    pub(crate) const SRC6: usize = 2;
+    pub(crate) const DST6: usize = 3;
+    pub(crate) const SRC_PORT: usize = 4;
+    pub(crate) const DST_PORT: usize = 5;
+    pub(crate) const PROTOCOL: usize = 6;
+    pub(crate) const TCP_FLAGS: usize = 7;
+    pub(crate) const TOS: usize = 8;
+    pub(crate) const INPUT_IF: usize = 9;
+    pub(crate) const OUTPUT_IF: usize = 10;
+    pub(crate) const SRC_AS: usize = 11;
+    pub(crate) const DST_AS: usize = 12;
+    pub(crate) const SRC_MASK: usize = 13;
+    pub(crate) const DST_MASK: usize = 14;
+    pub(crate) const SRC_MASK6: usize = 15;
+    pub(crate) const DST_MASK6: usize = 16;
+    pub(crate) const NEXT_HOP4: usize = 17;
+    pub(crate) const NEXT_HOP6: usize = 18;
+    pub(crate) const BGP_NEXT_HOP4: usize = 19;
+    pub(crate) const BGP_NEXT_HOP6: usize = 20;
+    pub(crate) const DIRECTION: usize = 21;
+    pub(crate) const IN_BYTES: usize = 22;
+    pub(crate) const IN_PKTS: usize = 23;
+    pub(crate) const OUT_BYTES: usize = 24;
+    pub(crate) const OUT_PKTS: usize = 25;
+    pub(crate) const PERM_BYTES: usize = 26;
+    pub(crate) const PERM_PKTS: usize = 27;
+    pub(crate) const INIT_OCTETS: usize = 28;
+    pub(crate) const RESP_OCTETS: usize = 29;
+    pub(crate) const INIT_PKTS: usize = 30;
+    pub(crate) const RESP_PKTS: usize = 31;
+    pub(crate) const FIRST_SWITCHED: usize = 32;
+    pub(crate) const LAST_SWITCHED: usize = 33;
+    pub(crate) const START_S: usize = 34;
+    pub(crate) const END_S: usize = 35;
+    pub(crate) const START_MS: usize = 36;
+    pub(crate) const END_MS: usize = 37;
+    pub(crate) const START_US: usize = 38;
+    pub(crate) const END_US: usize = 39;
+    pub(crate) const OBSERVATION_MS: usize = 40;
+    pub(crate) const ICMP_TYPE: usize = 41;
+    pub(crate) const ICMP_TYPE_CODE6: usize = 42;
+    pub(crate) const ICMP_TYPE4: usize = 43;
+    pub(crate) const ICMP_CODE4: usize = 44;
+    pub(crate) const ICMP_TYPE6: usize = 45;
+    pub(crate) const ICMP_CODE6: usize = 46;
+    pub(crate) const SAMPLER_ID: usize = 47;
+    pub(crate) const SELECTOR_ID: usize = 48;
+    pub(crate) const SAMPLING_INTERVAL: usize = 49;
+    pub(crate) const SAMPLING_PKT_INTERVAL: usize = 50;
+    pub(crate) const SAMPLING_PKT_SPACE: usize = 51;
+    pub(crate) const IP_VERSION: usize = 52;
+    pub(crate) const RANDOM_INTERVAL: usize = 53;
+    pub(crate) const COUNT: usize = 54;
+}
+
+/// The role of a field type, and the lengths it is accepted at.
+fn role_of(field_type: u16, len: u16) -> Option<usize> {
+    use role::*;
+    let r = match field_type {
+        8 => SRC4,
+        12 => DST4,
+        27 => SRC6,
+        28 => DST6,
+        7 => SRC_PORT,
+        11 => DST_PORT,
+        4 => PROTOCOL,
+        6 => TCP_FLAGS,
+        5 => TOS,
+        10 => INPUT_IF,
+        14 => OUTPUT_IF,
+        16 => SRC_AS,
+        17 => DST_AS,
+        9 => SRC_MASK,
+        13 => DST_MASK,
+        29 => SRC_MASK6,
+        30 => DST_MASK6,
+        15 => NEXT_HOP4,
+        62 => NEXT_HOP6,
+        18 => BGP_NEXT_HOP4,
+        63 => BGP_NEXT_HOP6,
+        61 => DIRECTION,
+        1 => IN_BYTES,
+        2 => IN_PKTS,
+        23 => OUT_BYTES,
+        24 => OUT_PKTS,
+        85 => PERM_BYTES,
+        86 => PERM_PKTS,
+        231 => INIT_OCTETS,
+        232 => RESP_OCTETS,
+        298 => INIT_PKTS,
+        299 => RESP_PKTS,
+        22 => FIRST_SWITCHED,
+        21 => LAST_SWITCHED,
+        150 => START_S,
+        151 => END_S,
+        152 => START_MS,
+        153 => END_MS,
+        154 => START_US,
+        155 => END_US,
+        323 => OBSERVATION_MS,
+        32 => ICMP_TYPE,
+        139 => ICMP_TYPE_CODE6,
+        176 => ICMP_TYPE4,
+        177 => ICMP_CODE4,
+        178 => ICMP_TYPE6,
+        179 => ICMP_CODE6,
+        48 => SAMPLER_ID,
+        302 => SELECTOR_ID,
+        34 => SAMPLING_INTERVAL,
+        305 => SAMPLING_PKT_INTERVAL,
+        306 => SAMPLING_PKT_SPACE,
+        60 => IP_VERSION,
+        50 => RANDOM_INTERVAL,
+        _ => return None,
+    };
+    let ok = match r {
+        SRC4 | DST4 | NEXT_HOP4 | BGP_NEXT_HOP4 => len == 4,
+        SRC6 | DST6 | NEXT_HOP6 | BGP_NEXT_HOP6 => len == 16,
+        _ => (1..=8).contains(&len),
+    };
+    ok.then_some(r)
+}
+
+/// Offset and length of one value in a record; length 0 means absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Loc {
+    off: u16,
+    len: u16,
+}
+
+/// Locations of every normalized value in a record of one template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FlowLayout {
+    locs: [Loc; role::COUNT],
+}
+
+impl FlowLayout {
+    pub(crate) const EMPTY: FlowLayout = FlowLayout {
+        locs: [Loc { off: 0, len: 0 }; role::COUNT],
+    };
+
+    /// From `(field type, offset, length)` of each field; the first field of
+    /// a role wins.
+    pub(crate) fn build(fields: impl Iterator<Item = (u16, u16, u16)>) -> FlowLayout {
+        let mut l = FlowLayout::EMPTY;
+        for (ty, off, len) in fields {
+            if let Some(loc) = role_of(ty, len).and_then(|r| l.locs.get_mut(r)) {
+                if loc.len == 0 {
+                    *loc = Loc { off, len };
+                }
+            }
+        }
+        l
+    }
+
+    #[inline]
+    pub(crate) fn has(&self, role: usize) -> bool {
+        self.locs.get(role).is_some_and(|l| l.len != 0)
+    }
+
+    #[inline]
+    fn bytes<'a>(&self, role: usize, rec: &'a [u8]) -> Option<&'a [u8]> {
+        let l = self.locs.get(role)?;
+        if l.len == 0 {
+            return None;
+        }
+        let start = usize::from(l.off);
+        rec.get(start..start + usize::from(l.len))
+    }
+
+    /// The unsigned value of `role`, if the template has it.
+    #[inline]
+    pub(crate) fn get(&self, role: usize, rec: &[u8]) -> Option<u64> {
+        self.bytes(role, rec).map(read_uint)
+    }
+
+    /// The 4 bytes of an IPv4 role.
+    #[inline]
+    pub(crate) fn v4(&self, role: usize, rec: &[u8]) -> Option<[u8; 4]> {
+        self.bytes(role, rec).and_then(|b| b.try_into().ok())
+    }
+
+    /// The 16 bytes of an IPv6 role.
+    #[inline]
+    pub(crate) fn v6(&self, role: usize, rec: &[u8]) -> Option<[u8; 16]> {
+        self.bytes(role, rec).and_then(|b| b.try_into().ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_field_of_a_role_wins_and_lengths_are_checked() {
+        let l = FlowLayout::build([(8, 0, 4), (8, 4, 4), (27, 8, 4), (1, 12, 8)].into_iter());
+        let rec = [1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9];
+        assert_eq!(l.v4(role::SRC4, &rec), Some([1, 2, 3, 4]));
+        assert!(!l.has(role::SRC6), "IPv6 address of 4 bytes ignored");
+        assert_eq!(l.get(role::IN_BYTES, &rec), Some(9));
+        assert_eq!(l.get(role::IN_PKTS, &rec), None);
+    }
+}
