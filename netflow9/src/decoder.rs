@@ -495,8 +495,7 @@ impl<'a> Decoder<'a> {
         let Some(template) = templates.value(slot) else {
             return;
         };
-        let mut learned: [Option<sampling::Sampler>; 4] = [None; 4];
-        let mut n_learned = 0;
+        let mut learned = Samplers::default();
         pending.take(ctx, key.template_id, churn, |pctx, body| {
             counters.pending_replayed += 1;
             let samplers = dslot.and_then(|d| domains.value(d)).map(|d| &d.samplers);
@@ -505,10 +504,7 @@ impl<'a> Decoder<'a> {
                 if r.is_options() {
                     stats.1 += 1;
                     if let Some(s) = sampling::from_options(template, r.data) {
-                        if let Some(l) = learned.get_mut(n_learned) {
-                            *l = Some(s);
-                            n_learned += 1;
-                        }
+                        learned.learn(s);
                     }
                 } else {
                     stats.0 += 1;
@@ -521,7 +517,7 @@ impl<'a> Decoder<'a> {
             summary.options_records += stats.1 as u32;
         });
         if let Some(d) = dslot.and_then(|d| self.domains.value_mut(d)) {
-            for s in learned.iter().flatten() {
+            for s in learned.iter() {
                 d.samplers.learn(*s);
             }
         }
@@ -545,12 +541,12 @@ impl<'a> Decoder<'a> {
         let domain = dslot.and_then(|d| self.domains.value(d));
         let samplers = domain.map(|d| &d.samplers);
         let (mut flows, mut options) = (0u64, 0u64);
-        let mut learned = None;
+        let mut learned = Samplers::default();
         let result = for_each_record(template, ctx, body, samplers, replayed, |r| {
             if r.is_options() {
                 options += 1;
                 if let Some(s) = sampling::from_options(template, r.data) {
-                    learned = Some(s);
+                    learned.learn(s);
                 }
             } else {
                 flows += 1;
@@ -564,8 +560,8 @@ impl<'a> Decoder<'a> {
         if let Some(d) = dslot.and_then(|d| self.domains.value_mut(d)) {
             d.stats.records += flows;
             d.stats.options_records += options;
-            if let Some(s) = learned {
-                d.samplers.learn(s);
+            for s in learned.iter() {
+                d.samplers.learn(*s);
             }
         }
         result

@@ -42,6 +42,10 @@ pub struct DomainStats {
 /// `unix_secs`, clock adjustments) before it means a restart.
 const BOOT_TIME_TOLERANCE_MS: i64 = 10_000;
 
+/// A sequence number at most this far past the expected one continues the
+/// previous numbering.
+const SEQUENCE_CARRIES_ON: u32 = 100_000;
+
 /// The state kept per observation domain (opaque; see [`crate::Decoder::domains`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DomainState {
@@ -82,7 +86,10 @@ impl DomainState {
             let jump =
                 boot(h.unix_secs, h.sys_uptime) - boot(self.stats.last_unix_secs, self.last_uptime);
             let wrap = (jump - (1i64 << 32)).abs() < BOOT_TIME_TOLERANCE_MS;
-            if !wrap && jump > BOOT_TIME_TOLERANCE_MS {
+            // A restarted exporter also starts its sequence over; one whose
+            // sequence carries on (seen on IOS XR captures) did not restart.
+            let carries_on = h.sequence_number.wrapping_sub(self.expected) <= SEQUENCE_CARRIES_ON;
+            if !wrap && !carries_on && jump > BOOT_TIME_TOLERANCE_MS {
                 o.restarted = true;
                 self.stats.restarts += 1;
                 self.accept(h);
@@ -162,5 +169,11 @@ mod tests {
         o.observe(&h(75, 739_490_432, 1_469_109_117));
         let late = o.observe(&h(31, 739_410_190, 1_469_109_037));
         assert!(!late.restarted && late.reordered);
+        // uptime back, clock forward, but the sequence carries on: no restart
+        let mut c = DomainState::default();
+        c.observe(&h(0x819, 3_872_245_664, 1_691_746_213));
+        let o = c.observe(&h(0x829, 3_872_132_129, 1_691_746_229));
+        assert!(!o.restarted);
+        assert_eq!(o.lost, 15);
     }
 }
