@@ -75,46 +75,46 @@ const IPPROTO_DSTOPTS: u8 = 60;
 
 /// One UDP datagram found in a capture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Datagram<'a> {
+pub(crate) struct Datagram<'a> {
     /// Source address and port, from the IP and UDP headers.
-    pub src: SocketAddr,
+    pub(crate) src: SocketAddr,
     /// Destination address and port, from the IP and UDP headers.
-    pub dst: SocketAddr,
+    pub(crate) dst: SocketAddr,
     /// The UDP payload: bounded by the UDP length field, never including link-layer padding.
     /// It borrows the reader's buffer and is only valid during the callback.
-    pub payload: &'a [u8],
+    pub(crate) payload: &'a [u8],
     /// Capture time in microseconds since the Unix epoch, from the record or block header
     /// (nanosecond and other resolutions are truncated to microseconds). Simple Packet Blocks
     /// carry no timestamp: their datagrams have `timestamp_us == 0`.
-    pub timestamp_us: u64,
+    pub(crate) timestamp_us: u64,
 }
 
 /// Counters of what a [`CaptureReader`] has seen so far.
 ///
 /// Every frame is counted in `frames` and in exactly one other field.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct CaptureStats {
+pub(crate) struct CaptureStats {
     /// Packet records (pcap) or packet blocks (pcapng EPB and SPB) read.
-    pub frames: u64,
+    pub(crate) frames: u64,
     /// UDP datagrams delivered to the callback.
-    pub udp: u64,
+    pub(crate) udp: u64,
     /// Frames that are not IP, IP packets that are not UDP, and malformed IP/UDP headers
     /// (inconsistent lengths, wrong version, too many IPv6 extension headers).
-    pub non_udp: u64,
+    pub(crate) non_udp: u64,
     /// Frames whose capture stops before the end of the headers or of the UDP payload
     /// (snap length shorter than the packet).
-    pub truncated: u64,
+    pub(crate) truncated: u64,
     /// UDP packets that are IP fragments (IPv4 first fragments with MF set and non-first
     /// fragments; IPv6 packets with a non-atomic Fragment header), which are skipped.
-    pub fragmented: u64,
+    pub(crate) fragmented: u64,
     /// Frames of a link type this module does not decode.
-    pub unsupported_link: u64,
+    pub(crate) unsupported_link: u64,
 }
 
 /// Why a capture could not be read. Each variant names the byte offset in the file
 /// where the problem is (for a record or block, the offset of its first byte).
 #[derive(Debug, thiserror::Error)]
-pub enum CaptureError {
+pub(crate) enum CaptureError {
     /// Reading the underlying file or stream failed.
     #[error("I/O error reading capture near byte offset {offset}: {source}")]
     Io {
@@ -154,7 +154,7 @@ pub enum CaptureError {
 }
 
 /// Streaming reader of UDP datagrams from a pcap or pcapng capture.
-pub struct CaptureReader<R: Read> {
+pub(crate) struct CaptureReader<R: Read> {
     /// The pcap-parser streaming reader of the detected format.
     inner: Inner<R>,
     /// Link types, timestamp formats and counters.
@@ -229,7 +229,7 @@ impl<R: Read> CaptureReader<R> {
     /// Errors: [`CaptureError::NotACapture`] for an empty file or an unknown magic,
     /// [`CaptureError::Truncated`] when the file header itself is cut short,
     /// [`CaptureError::Io`] when reading fails.
-    pub fn new(mut reader: R) -> Result<Self, CaptureError> {
+    pub(crate) fn new(mut reader: R) -> Result<Self, CaptureError> {
         let mut prefix = [0u8; PREFIX_LEN];
         let mut prefix_len = 0;
         while prefix_len < PREFIX_LEN {
@@ -305,7 +305,7 @@ impl<R: Read> CaptureReader<R> {
     /// On error, the datagrams before the faulty record have been delivered and
     /// [`stats`](Self::stats) counts them; calling again after the end of the file
     /// returns the same stats without calling `f`.
-    pub fn for_each_datagram(
+    pub(crate) fn for_each_datagram(
         &mut self,
         mut f: impl FnMut(&Datagram<'_>),
     ) -> Result<CaptureStats, CaptureError> {
@@ -386,13 +386,15 @@ impl<R: Read> CaptureReader<R> {
     }
 
     /// The counters so far.
-    pub fn stats(&self) -> CaptureStats {
+    #[allow(dead_code)] // for `flowerd replay` and the daemon (next issues)
+    pub(crate) fn stats(&self) -> CaptureStats {
         self.state.stats
     }
 
     /// Bytes of the file consumed so far: the file header and every record or block handled.
     /// At the end of a well-formed file this is the file's length.
-    pub fn offset(&self) -> u64 {
+    #[allow(dead_code)] // for progress reports of `flowerd replay`
+    pub(crate) fn offset(&self) -> u64 {
         to_u64(match &self.inner {
             Inner::Legacy(r) => r.consumed(),
             Inner::Ng(r) => r.consumed(),
@@ -404,7 +406,7 @@ impl<R: Read> CaptureReader<R> {
 ///
 /// The file is read through a [`BufReader`]; see [`CaptureReader::new`] for the errors
 /// (a failure to open the file is [`CaptureError::Io`] at offset 0).
-pub fn open(path: &Path) -> Result<CaptureReader<BufReader<File>>, CaptureError> {
+pub(crate) fn open(path: &Path) -> Result<CaptureReader<BufReader<File>>, CaptureError> {
     let file = File::open(path).map_err(|source| CaptureError::Io { offset: 0, source })?;
     CaptureReader::new(BufReader::new(file))
 }
