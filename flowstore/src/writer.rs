@@ -1,0 +1,714 @@
+//! The single writer: appends batches of flows, one write transaction per
+//! batch, and keeps the rollups, retention and disk budget.
+//!
+//! Raw flows are committed with every batch. Rollups are aggregated in
+//! memory for the most recent 1-minute buckets and written together with a
+//! per-bucket watermark (`rolled_seq`) at [`Writer::flush`] — every
+//! `flush_interval`, when the cache is full, and on drop. After a crash the
+//! writer re-aggregates the raw blocks above the watermark, so the rollups
+//! catch up exactly: no flow counted twice, none lost.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use heed::byteorder::BigEndian;
+use heed::types::U64;
+use heed::RwTxn;
+use netflow9::Flow;
+
+use crate::codec::block::{self, BlockHeader, MAX_BLOCK_FLOWS};
+use crate::codec::keys::{BlockKey, RollupKey};
+use crate::error::{Error, Result};
+use crate::rollup::{prorate, Dimension, Rollup};
+use crate::store::{now_secs, Store, StoreStats, META_HIGH_WATER};
+
+/// Widths of the rollup tiers in milliseconds: 1 min, 5 min, 1 h.
+pub(crate) const TIER_MS: [u64; 3] = [60_000, 300_000, 3_600_000];
+/// Rollup buckets aggregated in memory before a flush is forced.
+const CACHE_BUCKETS: usize = 32;
+/// A 5m/1h window is rebuilt once the newest flow is this far past its end.
+const MATERIALIZE_GRACE_MS: u64 = 120_000;
+
+pub(crate) fn index_key(kind: u8, tier: u8, bucket_ms: u64) -> [u8; 10] {
+    let mut k = [0u8; 10];
+    k[0] = kind;
+    k[1] = tier;
+    k[2..].copy_from_slice(&(bucket_ms / 1000).to_be_bytes());
+    k
+}
+pub(crate) const INDEX_WRITTEN: u8 = 0;
+pub(crate) const INDEX_DIRTY: u8 = 1;
+
+/// What one append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AppendReport {
+    /// Flows stored.
+    pub flows: u64,
+    /// Raw blocks written.
+    pub blocks: u64,
+    /// Raw buckets removed to make room within the disk budget.
+    pub budget_buckets: u64,
+}
+
+/// What maintenance did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MaintenanceReport {
+    /// Raw buckets removed by age.
+    pub raw_buckets: u64,
+    /// Flows in them.
+    pub raw_flows: u64,
+    /// Rollup buckets removed by age.
+    pub rollup_buckets: u64,
+    /// 5-minute and 1-hour windows rebuilt.
+    pub materialized: u64,
+}
+
+/// The store's single writer (see the module docs). Obtained from
+/// [`Store::writer`]; a second one cannot exist at the same time.
+pub struct Writer {
+    store: Store,
+    enc: block::Encoder,
+    dec: block::Decoder,
+    value: Vec<u8>,
+    blob: Vec<u8>,
+    chunk: Vec<Flow>,
+    order: Vec<(u64, u32)>,
+    /// 1-minute rollups not yet flushed, by bucket start (ms).
+    cache: HashMap<u64, Rollup>,
+    /// Raw buckets appended since the last flush: bucket → next_seq.
+    unrolled: HashMap<u64, u32>,
+    last_flush: Instant,
+    flush_interval: Duration,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("cached_buckets", &self.cache.len())
+            .finish()
+    }
+}
+
+impl Store {
+    /// The writer. Catches the rollups up with raw data left by a crash.
+    ///
+    /// # Errors
+    /// [`Error::InvalidQuery`] if a writer already exists; LMDB errors.
+    pub fn writer(&self) -> Result<Writer> {
+        if self.inner.writer_taken.swap(true, Ordering::AcqRel) {
+            return Err(Error::InvalidQuery("the store already has a writer"));
+        }
+        let mut w = Writer {
+            store: self.clone(),
+            enc: block::Encoder::default(),
+            dec: block::Decoder::default(),
+            value: Vec::new(),
+            blob: Vec::new(),
+            chunk: Vec::new(),
+            order: Vec::new(),
+            cache: HashMap::new(),
+            unrolled: HashMap::new(),
+            last_flush: Instant::now(),
+            flush_interval: Duration::from_secs(5),
+        };
+        w.recover()?;
+        Ok(w)
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let _ = self.flush();
+        self.store
+            .inner
+            .writer_taken
+            .store(false, Ordering::Release);
+    }
+}
+
+fn is_map_full(e: &Error) -> bool {
+    matches!(e, Error::Lmdb(heed::Error::Mdb(heed::MdbError::MapFull)))
+}
+
+impl Writer {
+    /// How often buffered rollups are written (default 5 s).
+    pub fn set_flush_interval(&mut self, d: Duration) {
+        self.flush_interval = d;
+    }
+
+    /// Stores a batch in one transaction. When LMDB's map is full it grows
+    /// (up to the disk budget), and at the budget the oldest buckets are
+    /// deleted, so a full map never reaches the caller.
+    ///
+    /// # Errors
+    /// [`Error::BudgetExhausted`] if even an empty store cannot hold the
+    /// batch; LMDB errors. The batch is then not stored (and counted).
+    pub fn append(&mut self, flows: &[Flow]) -> Result<AppendReport> {
+        let mut report = AppendReport::default();
+        let started = Instant::now();
+        loop {
+            match self.try_append(flows) {
+                Ok(r) => {
+                    report.flows = r.flows;
+                    report.blocks = r.blocks;
+                    break;
+                }
+                Err(e) if is_map_full(&e) => {
+                    if !self.store.grow_map()? {
+                        let evicted = self.evict_oldest()?;
+                        if evicted == 0 {
+                            StoreStats::add(&self.store.inner.stats.failed_batches, 1);
+                            return Err(Error::BudgetExhausted {
+                                budget: self.store.inner.cfg.disk_budget_bytes,
+                                used: self.store.disk_bytes().unwrap_or(0),
+                            });
+                        }
+                        report.budget_buckets += evicted;
+                    }
+                }
+                Err(e) => {
+                    StoreStats::add(&self.store.inner.stats.failed_batches, 1);
+                    return Err(e);
+                }
+            }
+        }
+        let stats = &self.store.inner.stats;
+        StoreStats::add(&stats.flows, report.flows);
+        StoreStats::add(&stats.batches, 1);
+        StoreStats::add(&stats.blocks, report.blocks);
+        StoreStats::add(&stats.commit_micros, started.elapsed().as_micros() as u64);
+        // Rollups: aggregate after the commit (they are rebuilt from raw
+        // data if the process dies before the next flush).
+        for f in flows {
+            self.aggregate(f)?;
+        }
+        if self.cache.len() > CACHE_BUCKETS || self.last_flush.elapsed() >= self.flush_interval {
+            self.flush()?;
+        }
+        Ok(report)
+    }
+
+    fn try_append(&mut self, flows: &[Flow]) -> Result<AppendReport> {
+        let inner = &self.store.inner;
+        let bucket_ms = u64::from(inner.cfg.bucket_secs) * 1000;
+        self.order.clear();
+        self.order.extend(
+            flows
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (f.last_ms / bucket_ms * bucket_ms, i as u32)),
+        );
+        self.order.sort_unstable();
+        let _g = inner
+            .gate
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut txn = inner.env.write_txn()?;
+        let mut report = AppendReport::default();
+        let mut high_water = inner
+            .dbs
+            .meta
+            .remap_data_type::<U64<BigEndian>>()
+            .get(&txn, META_HIGH_WATER)?
+            .unwrap_or(0);
+        let now = now_secs();
+        let mut start = 0;
+        while start < self.order.len() {
+            let bucket = self.order[start].0;
+            let end = self.order[start..]
+                .iter()
+                .position(|o| o.0 != bucket)
+                .map_or(self.order.len(), |p| start + p);
+            let key_bucket = bucket / 1000;
+            let mut info = inner
+                .dbs
+                .buckets
+                .get(&txn, &key_bucket)?
+                .unwrap_or_default();
+            for piece in self.order[start..end].chunks(MAX_BLOCK_FLOWS) {
+                self.chunk.clear();
+                self.chunk
+                    .extend(piece.iter().map(|(_, i)| flows[*i as usize]));
+                let mut rest: &[Flow] = &self.chunk;
+                while !rest.is_empty() {
+                    // Split when a block would have too many exporters.
+                    let mut n = rest.len();
+                    while !self
+                        .enc
+                        .encode(&rest[..n], inner.cfg.compression_level, &mut self.value)
+                    {
+                        n = n.div_ceil(2);
+                    }
+                    inner.dbs.raw.put(
+                        &mut txn,
+                        &BlockKey {
+                            bucket: key_bucket,
+                            seq: info.next_seq,
+                        },
+                        &self.value,
+                    )?;
+                    info.next_seq += 1;
+                    report.blocks += 1;
+                    for f in &rest[..n] {
+                        info.flows += 1;
+                        info.bytes += f.bytes;
+                        info.packets += f.packets;
+                        high_water = high_water.max(f.last_ms);
+                    }
+                    rest = &rest[n..];
+                }
+            }
+            info.written_at_s = now;
+            inner.dbs.buckets.put(&mut txn, &key_bucket, &info)?;
+            start = end;
+        }
+        inner.dbs.meta.remap_data_type::<U64<BigEndian>>().put(
+            &mut txn,
+            META_HIGH_WATER,
+            &high_water,
+        )?;
+        txn.commit()?;
+        // Remember which raw buckets hold blocks not yet in the rollups.
+        let mut last = None;
+        for &(bucket, _) in &self.order {
+            if last != Some(bucket) {
+                self.unrolled.insert(bucket / 1000, 0);
+                last = Some(bucket);
+            }
+        }
+        report.flows = flows.len() as u64;
+        Ok(report)
+    }
+
+    /// Adds one flow to the cached 1-minute rollups, loading a bucket's
+    /// stored rollup first when it is not cached.
+    fn aggregate(&mut self, f: &Flow) -> Result<()> {
+        let cfg = self.store.inner.cfg;
+        let cache = &mut self.cache;
+        let store = &self.store;
+        let mut result = Ok(());
+        prorate(f, TIER_MS[0], cfg.max_prorate_buckets, |b, share| {
+            let r = match cache.entry(b) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    match load_rollup(store, b, cfg.group_cap) {
+                        Ok(r) => v.insert(r),
+                        Err(e) => {
+                            result = Err(e);
+                            return;
+                        }
+                    }
+                }
+            };
+            r.add(f, share, cfg.group_cap);
+        });
+        result
+    }
+
+    /// Writes the cached rollups and advances the raw buckets' watermarks,
+    /// in one transaction; marks the 5-minute and 1-hour windows they touch
+    /// for rebuilding.
+    ///
+    /// # Errors
+    /// LMDB errors (the cache is kept; a later flush retries).
+    pub fn flush(&mut self) -> Result<()> {
+        self.last_flush = Instant::now();
+        if self.cache.is_empty() && self.unrolled.is_empty() {
+            return Ok(());
+        }
+        loop {
+            match self.try_flush() {
+                Ok(()) => break,
+                Err(e) if is_map_full(&e) => {
+                    if !self.store.grow_map()? && self.evict_oldest()? == 0 {
+                        return Err(Error::BudgetExhausted {
+                            budget: self.store.inner.cfg.disk_budget_bytes,
+                            used: self.store.disk_bytes().unwrap_or(0),
+                        });
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.cache.clear();
+        self.unrolled.clear();
+        Ok(())
+    }
+
+    fn try_flush(&mut self) -> Result<()> {
+        let inner = &self.store.inner;
+        let _g = inner
+            .gate
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut txn = inner.env.write_txn()?;
+        let now = now_secs();
+        for (bucket, rollup) in &self.cache {
+            write_rollup(&mut txn, &self.store, 0, *bucket, rollup, &mut self.blob)?;
+            for tier in 1..3u8 {
+                let w = TIER_MS[usize::from(tier)];
+                let window = bucket / w * w;
+                inner.dbs.rollup_index.put(
+                    &mut txn,
+                    &index_key(INDEX_DIRTY, tier, window),
+                    &now,
+                )?;
+            }
+        }
+        for bucket in self.unrolled.keys() {
+            if let Some(mut info) = inner.dbs.buckets.get(&txn, bucket)? {
+                info.rolled_seq = info.next_seq;
+                inner.dbs.buckets.put(&mut txn, bucket, &info)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Re-aggregates raw blocks that were committed but not rolled up
+    /// (the process stopped before a flush).
+    fn recover(&mut self) -> Result<()> {
+        let inner = self.store.inner.clone();
+        let mut todo = Vec::new();
+        {
+            let txn = inner.env.read_txn()?;
+            for item in inner.dbs.buckets.iter(&txn)? {
+                let (bucket, info) = item?;
+                if info.rolled_seq < info.next_seq {
+                    todo.push((bucket, info.rolled_seq, info.next_seq));
+                }
+            }
+        }
+        let mut flows = Vec::new();
+        for (bucket, from, to) in todo {
+            for seq in from..to {
+                {
+                    let txn = inner.env.read_txn()?;
+                    let key = BlockKey { bucket, seq };
+                    let Some(v) = inner.dbs.raw.get(&txn, &key)? else {
+                        continue;
+                    };
+                    let h = BlockHeader::parse(v)
+                        .ok_or_else(|| Error::corrupt("raw", &key.to_bytes(), "block header"))?;
+                    self.dec
+                        .decode(&h, &mut flows)
+                        .ok_or_else(|| Error::corrupt("raw", &key.to_bytes(), "block"))?;
+                }
+                for f in &flows {
+                    self.aggregate(f)?;
+                }
+            }
+            self.unrolled.insert(bucket, 0);
+            if self.cache.len() > CACHE_BUCKETS {
+                self.flush()?;
+            }
+        }
+        self.flush()
+    }
+
+    /// Deletes the oldest raw bucket (and its rollup cache is unaffected:
+    /// rollups are kept). Returns buckets removed.
+    fn evict_oldest(&mut self) -> Result<u64> {
+        // Rollups of what is deleted must exist first.
+        self.flush_without_evict()?;
+        let inner = self.store.inner.clone();
+        let _g = inner
+            .gate
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut txn = inner.env.write_txn()?;
+        let mut removed = 0;
+        let mut flows = 0;
+        // Oldest first across raw flows and 1-minute rollups: everything
+        // older than T, T being 1/16 of their time span past the oldest.
+        // With neither left, the 5-minute then hourly rollups the same way.
+        let span = |txn: &heed::RoTxn<'_>, tier: Option<usize>| -> Result<Option<(u64, u64)>> {
+            Ok(match tier {
+                None => match (inner.dbs.buckets.first(txn)?, inner.dbs.buckets.last(txn)?) {
+                    (Some((a, _)), Some((b, _))) => Some((a, b)),
+                    _ => None,
+                },
+                Some(t) => match (
+                    inner.dbs.rollups[t].first(txn)?,
+                    inner.dbs.rollups[t].last(txn)?,
+                ) {
+                    (Some((a, _)), Some((b, _))) => Some((a.bucket, b.bucket)),
+                    _ => None,
+                },
+            })
+        };
+        let groups: [&[Option<usize>]; 3] = [&[None, Some(0)], &[Some(1)], &[Some(2)]];
+        let mut rollups_removed = 0;
+        for group in groups {
+            let spans: Vec<(Option<usize>, (u64, u64))> = group
+                .iter()
+                .filter_map(|t| span(&txn, *t).transpose().map(|s| s.map(|s| (*t, s))))
+                .collect::<Result<_>>()?;
+            if spans.is_empty() {
+                continue;
+            }
+            let lo = spans.iter().map(|s| s.1 .0).min().unwrap_or(0);
+            let hi = spans.iter().map(|s| s.1 .1).max().unwrap_or(0);
+            let cut = lo + ((hi - lo) / 16).max(1);
+            for (tier, _) in spans {
+                match tier {
+                    None => {
+                        let victims: Vec<(u64, u64)> = inner
+                            .dbs
+                            .buckets
+                            .range(&txn, &(..cut))?
+                            .map(|r| r.map(|(b, i)| (b, i.flows)))
+                            .collect::<heed::Result<_>>()?;
+                        for (b, n) in victims {
+                            delete_raw_bucket(&mut txn, &self.store, b)?;
+                            removed += 1;
+                            flows += n;
+                        }
+                    }
+                    Some(t) => {
+                        let lo_k = RollupKey { bucket: 0, dim: 0 };
+                        let hi_k = RollupKey {
+                            bucket: cut.saturating_sub(1),
+                            dim: u8::MAX,
+                        };
+                        let n = inner.dbs.rollups[t].delete_range(&mut txn, &(lo_k..=hi_k))?;
+                        let lo_i = index_key(INDEX_WRITTEN, t as u8, 0);
+                        let hi_i = index_key(INDEX_WRITTEN, t as u8, cut.saturating_sub(1) * 1000);
+                        inner
+                            .dbs
+                            .rollup_index
+                            .delete_range(&mut txn, &(lo_i..=hi_i))?;
+                        rollups_removed +=
+                            (n / Dimension::ALL.len()).max(usize::from(n > 0)) as u64;
+                    }
+                }
+            }
+            break;
+        }
+        txn.commit()?;
+        StoreStats::add(&inner.stats.budget_buckets, removed);
+        StoreStats::add(&inner.stats.budget_flows, flows);
+        StoreStats::add(&inner.stats.budget_rollups, rollups_removed);
+        Ok(removed + rollups_removed)
+    }
+
+    fn flush_without_evict(&mut self) -> Result<()> {
+        if self.cache.is_empty() && self.unrolled.is_empty() {
+            return Ok(());
+        }
+        match self.try_flush() {
+            Ok(()) => {
+                self.cache.clear();
+                self.unrolled.clear();
+                Ok(())
+            }
+            // No room even for the rollups: evicting raw data frees it.
+            Err(e) if is_map_full(&e) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Retention and rollup materialization: removes raw buckets and rollup
+    /// buckets older than their tier's retention (age = time since written,
+    /// wall clock `now_s`), and rebuilds 5-minute and 1-hour windows that
+    /// are complete (or all dirty ones with `force`).
+    ///
+    /// # Errors
+    /// LMDB errors.
+    pub fn maintain(&mut self, now_s: u64, force: bool) -> Result<MaintenanceReport> {
+        self.flush()?;
+        let inner = self.store.inner.clone();
+        let cfg = inner.cfg;
+        let mut report = MaintenanceReport::default();
+        let high_water = self.store.high_water_ms()?;
+        let _g = inner
+            .gate
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut txn = inner.env.write_txn()?;
+
+        // Rebuild dirty windows: 5-minute ones first, then hours.
+        for tier in 1..3u8 {
+            let mut dirty = Vec::new();
+            let lo = index_key(INDEX_DIRTY, tier, 0);
+            let hi = index_key(INDEX_DIRTY, tier, u64::MAX / 1000 * 1000);
+            for item in inner.dbs.rollup_index.range(&txn, &(lo..=hi))? {
+                let (k, v) = item?;
+                let window = u64::from_be_bytes(
+                    k.get(2..10)
+                        .and_then(|s| s.try_into().ok())
+                        .unwrap_or([0; 8]),
+                ) * 1000;
+                let marked = v;
+                let end = window + TIER_MS[usize::from(tier)];
+                if force || end + MATERIALIZE_GRACE_MS <= high_water || marked + 600 <= now_s {
+                    dirty.push(window);
+                }
+            }
+            for window in dirty {
+                let mut r = Rollup::default();
+                let finer = usize::from(tier) - 1;
+                let step = TIER_MS[finer];
+                let mut b = window;
+                while b < window + TIER_MS[usize::from(tier)] {
+                    merge_stored(&txn, &self.store, finer, b, &mut r, cfg.group_cap)?;
+                    b += step;
+                }
+                write_rollup(&mut txn, &self.store, tier, window, &r, &mut self.blob)?;
+                inner
+                    .dbs
+                    .rollup_index
+                    .delete(&mut txn, &index_key(INDEX_DIRTY, tier, window))?;
+                report.materialized += 1;
+            }
+        }
+
+        // Raw retention by write time; only buckets already rolled up.
+        let mut old = Vec::new();
+        for item in inner.dbs.buckets.iter(&txn)? {
+            let (b, info) = item?;
+            if info.written_at_s + cfg.retention.raw_secs <= now_s
+                && info.rolled_seq >= info.next_seq
+            {
+                old.push((b, info.flows));
+            }
+        }
+        for (b, n) in old {
+            delete_raw_bucket(&mut txn, &self.store, b)?;
+            report.raw_buckets += 1;
+            report.raw_flows += n;
+        }
+
+        // Rollup retention by write time; 1-minute buckets wait for their
+        // windows to be rebuilt.
+        let keep = [
+            cfg.retention.rollup_1m_secs,
+            cfg.retention.rollup_5m_secs,
+            cfg.retention.rollup_1h_secs,
+        ];
+        for tier in 0..3u8 {
+            let lo = index_key(INDEX_WRITTEN, tier, 0);
+            let hi = index_key(INDEX_WRITTEN, tier, u64::MAX / 1000 * 1000);
+            let mut expired = Vec::new();
+            for item in inner.dbs.rollup_index.range(&txn, &(lo..=hi))? {
+                let (k, v) = item?;
+                let written = v;
+                if written + keep[usize::from(tier)] <= now_s {
+                    let bucket = u64::from_be_bytes(
+                        k.get(2..10)
+                            .and_then(|s| s.try_into().ok())
+                            .unwrap_or([0; 8]),
+                    );
+                    expired.push(bucket);
+                }
+            }
+            for bucket in expired {
+                if tier < 2 {
+                    let coarser = TIER_MS[usize::from(tier) + 1];
+                    let w = bucket * 1000 / coarser * coarser;
+                    if inner
+                        .dbs
+                        .rollup_index
+                        .get(&txn, &index_key(INDEX_DIRTY, tier + 1, w))?
+                        .is_some()
+                    {
+                        continue;
+                    }
+                }
+                for d in Dimension::ALL {
+                    inner.dbs.rollups[usize::from(tier)].delete(
+                        &mut txn,
+                        &RollupKey {
+                            bucket,
+                            dim: d as u8,
+                        },
+                    )?;
+                }
+                inner
+                    .dbs
+                    .rollup_index
+                    .delete(&mut txn, &index_key(INDEX_WRITTEN, tier, bucket * 1000))?;
+                report.rollup_buckets += 1;
+            }
+        }
+        txn.commit()?;
+        StoreStats::add(&inner.stats.retention_buckets, report.raw_buckets);
+        StoreStats::add(&inner.stats.retention_flows, report.raw_flows);
+        StoreStats::add(&inner.stats.retention_rollups, report.rollup_buckets);
+        Ok(report)
+    }
+}
+
+fn delete_raw_bucket(txn: &mut RwTxn<'_>, store: &Store, bucket: u64) -> Result<()> {
+    let dbs = &store.inner.dbs;
+    let lo = BlockKey { bucket, seq: 0 };
+    let hi = BlockKey {
+        bucket,
+        seq: u32::MAX,
+    };
+    dbs.raw.delete_range(txn, &(lo..=hi))?;
+    dbs.buckets.delete(txn, &bucket)?;
+    Ok(())
+}
+
+/// Writes every dimension of a rollup bucket and its written-at mark.
+fn write_rollup(
+    txn: &mut RwTxn<'_>,
+    store: &Store,
+    tier: u8,
+    bucket_ms: u64,
+    r: &Rollup,
+    blob: &mut Vec<u8>,
+) -> Result<()> {
+    let inner = &store.inner;
+    for (d, agg) in Dimension::ALL.iter().zip(&r.dims) {
+        agg.encode(*d, inner.cfg.rollup_keep, blob);
+        inner.dbs.rollups[usize::from(tier)].put(
+            txn,
+            &RollupKey {
+                bucket: bucket_ms / 1000,
+                dim: *d as u8,
+            },
+            blob,
+        )?;
+    }
+    inner
+        .dbs
+        .rollup_index
+        .put(txn, &index_key(INDEX_WRITTEN, tier, bucket_ms), &now_secs())?;
+    Ok(())
+}
+
+/// Merges the stored rollup of `tier` at `bucket_ms` into `r` (if any).
+pub(crate) fn merge_stored(
+    txn: &heed::RoTxn<'_>,
+    store: &Store,
+    tier: usize,
+    bucket_ms: u64,
+    r: &mut Rollup,
+    cap: usize,
+) -> Result<bool> {
+    let db = &store.inner.dbs.rollups[tier];
+    let mut found = false;
+    for (d, agg) in Dimension::ALL.iter().zip(r.dims.iter_mut()) {
+        let key = RollupKey {
+            bucket: bucket_ms / 1000,
+            dim: *d as u8,
+        };
+        if let Some(v) = db.get(txn, &key)? {
+            agg.decode_into(*d, v, cap).ok_or_else(|| {
+                Error::corrupt("rollup", &key.bucket.to_be_bytes(), "rollup blob")
+            })?;
+            found = true;
+        }
+    }
+    Ok(found)
+}
+
+fn load_rollup(store: &Store, bucket_ms: u64, cap: usize) -> Result<Rollup> {
+    let mut r = Rollup::default();
+    let txn = store.inner.env.read_txn()?;
+    merge_stored(&txn, store, 0, bucket_ms, &mut r, cap)?;
+    Ok(r)
+}

@@ -1,0 +1,421 @@
+//! The store on real flows: the corpus captures decoded by netflow9, stored,
+//! and queried back against the corpus's ground truth.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use flowstore::filter::Filter;
+use flowstore::{
+    Dimension, FlowsQuery, Group, GroupBy, Metric, Network, Order, SeriesQuery, Store, StoreConfig,
+    Tier, TimeRange, TopQuery,
+};
+use netflow9::{Config, Decoder, Flow};
+use testkit::{data, json, udp_payloads, V9_CAPTURES};
+
+fn flows_of(name: &str) -> Vec<Flow> {
+    let mut decoder = Decoder::new(Config::default());
+    let mut flows = Vec::new();
+    for (src, p) in udp_payloads(&data(&format!("exports/{name}.pcap"))) {
+        decoder
+            .decode(src, &p, |r| {
+                if !r.is_options() {
+                    flows.push(r.flow());
+                }
+            })
+            .unwrap();
+    }
+    flows
+}
+
+fn store_with(flows: &[Flow], batch: usize) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        dir.path(),
+        StoreConfig {
+            sync: false,
+            ..StoreConfig::default()
+        },
+    )
+    .unwrap();
+    {
+        let mut w = store.writer().unwrap();
+        for chunk in flows.chunks(batch) {
+            w.append(chunk).unwrap();
+        }
+        w.flush().unwrap();
+    }
+    (dir, store)
+}
+
+fn all() -> Filter {
+    Filter::parse("").unwrap()
+}
+
+#[test]
+fn summary_over_all_time_equals_ground_truth() {
+    for name in V9_CAPTURES {
+        let flows = flows_of(name);
+        let truth = json(&data(&format!("exports/{name}.truth.json")));
+        let (_d, store) = store_with(&flows, 97);
+        let s = store.summary(TimeRange::all(), &all()).unwrap();
+        assert_eq!(
+            s.flows,
+            truth["nfdump"]["flows"].as_u64().unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            s.bytes,
+            truth["nfdump"]["bytes"].as_u64().unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            s.packets,
+            truth["nfdump"]["packets"].as_u64().unwrap(),
+            "{name}"
+        );
+        assert_ne!(s.tier, Tier::Raw, "{name}: unfiltered summary from rollups");
+        // the same through a raw scan (a filter that matches everything)
+        let raw = store
+            .summary(TimeRange::all(), &Filter::parse("bytes >= 0").unwrap())
+            .unwrap();
+        assert_eq!(
+            (raw.flows, raw.bytes, raw.packets),
+            (s.flows, s.bytes, s.packets),
+            "{name}"
+        );
+        assert_eq!(raw.tier, Tier::Raw);
+    }
+}
+
+#[test]
+fn the_chatty_host_is_the_top_talker_and_the_map_shows_its_uploads() {
+    let flows = flows_of("softflowd-v9");
+    let (_d, store) = store_with(&flows, 500);
+    let top = store
+        .top(&TopQuery {
+            range: TimeRange::all(),
+            by: GroupBy::Dim(Dimension::SrcAddr),
+            metric: Metric::Bytes,
+            n: 3,
+            filter: all(),
+            raw: true,
+        })
+        .unwrap();
+    assert!(top.exact);
+    assert_eq!(
+        top.rows[0].group,
+        Group::Addr("10.10.1.66".parse().unwrap())
+    );
+    assert_eq!(
+        top.rows[0].agg.bytes, 35_536_620,
+        "corpus README: bytes sent by 10.10.1.66"
+    );
+    assert_eq!(top.rows[0].agg.packets, 23_754);
+
+    let net = |name: &str, cidrs: &[&str]| Network {
+        name: name.to_string(),
+        cidrs: cidrs.iter().map(|c| c.parse().unwrap()).collect(),
+    };
+    let networks = [
+        net("chatty", &["10.10.1.66/32"]),
+        net("lan", &["10.10.0.0/16", "2001:db8:10::/48"]),
+        net("198.18/16", &["198.18.0.0/16"]),
+        net("198.19/16", &["198.19.0.0/16"]),
+        net("100.64/16", &["100.64.0.0/16"]),
+    ];
+    let m = store.matrix(TimeRange::all(), &networks, &all()).unwrap();
+    let link = |s: &str, d: &str| {
+        m.links
+            .iter()
+            .find(|l| l.src == s && l.dst == d)
+            .map(|l| l.agg)
+    };
+    // corpus README, "Per remote /16 (chatty → server direction)"
+    assert_eq!(link("chatty", "198.18/16").unwrap().bytes, 14_982_739);
+    assert_eq!(link("chatty", "198.18/16").unwrap().packets, 10_013);
+    assert_eq!(link("chatty", "198.19/16").unwrap().bytes, 10_493_635);
+    assert_eq!(link("chatty", "100.64/16").unwrap().bytes, 10_060_246);
+    assert_eq!(m.nodes.last().map(String::as_str), Some("other"));
+    let total: u64 = m.links.iter().map(|l| l.agg.bytes).sum();
+    assert_eq!(total, 66_963_180);
+    // editing the networks changes the answer for the same past data
+    let merged = [
+        net("remote", &["198.18.0.0/15", "100.64.0.0/16"]),
+        net("chatty", &["10.10.1.66/32"]),
+    ];
+    let m2 = store.matrix(TimeRange::all(), &merged, &all()).unwrap();
+    let up = m2
+        .links
+        .iter()
+        .find(|l| l.src == "chatty" && l.dst == "remote")
+        .unwrap();
+    assert_eq!(up.agg.bytes, 14_982_739 + 10_493_635 + 10_060_246);
+}
+
+#[test]
+fn series_add_up_and_tiers_agree() {
+    let flows = flows_of("softflowd-v9");
+    let (_d, store) = store_with(&flows, 200);
+    // the capture spans 2024-03-01 12:00–12:10 (flows may start a little before)
+    let hour = TimeRange::new(1_709_290_800_000, 1_709_301_600_000).unwrap();
+    let q = |step: u64| SeriesQuery {
+        range: hour,
+        step_secs: step,
+        by: GroupBy::Dim(Dimension::Protocol),
+        metric: Metric::Bytes,
+        filter: all(),
+        top: 5,
+        raw: true,
+    };
+    let minute = store.series(&q(60)).unwrap();
+    assert_eq!(minute.tier, Tier::Minute);
+    let sum = |s: &flowstore::Series, step: u64| -> f64 {
+        let groups: f64 = s.series.iter().flat_map(|l| l.values.iter()).sum();
+        (groups + s.other.iter().sum::<f64>()) * step as f64
+    };
+    assert!(
+        (sum(&minute, 60) - 66_963_180.0).abs() < 1.0,
+        "{}",
+        sum(&minute, 60)
+    );
+    let tcp = minute
+        .series
+        .iter()
+        .find(|l| l.group == Group::Protocol(6))
+        .unwrap();
+    assert!(tcp.values.iter().any(|v| *v > 0.0));
+
+    // build the 5-minute and hourly tiers, then ask again
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let built = store.writer().unwrap().maintain(now, true).unwrap();
+    assert!(built.materialized >= 2, "{built:?}");
+    let five = store.series(&q(300)).unwrap();
+    assert_eq!(five.tier, Tier::FiveMinutes);
+    assert!((sum(&five, 300) - 66_963_180.0).abs() < 1.0);
+    let hourly = store.series(&q(3600)).unwrap();
+    assert_eq!(hourly.tier, Tier::Hour);
+    assert!((sum(&hourly, 3600) - 66_963_180.0).abs() < 1.0);
+    // a filtered series scans raw flows and agrees with the filter's summary
+    let mut fq = q(60);
+    fq.filter = Filter::parse("proto udp").unwrap();
+    let udp = store.series(&fq).unwrap();
+    assert_eq!(udp.tier, Tier::Raw);
+    let udp_total = store
+        .summary(hour, &Filter::parse("proto udp").unwrap())
+        .unwrap();
+    assert!((sum(&udp, 60) - udp_total.bytes as f64).abs() < 1.0);
+}
+
+#[test]
+fn flow_table_pages_are_stable_and_complete() {
+    let flows = flows_of("softflowd-v9-ether-ipv6");
+    let (_d, store) = store_with(&flows, 300);
+    for order in [Order::TimeDesc, Order::TimeAsc] {
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = store
+                .flows(&FlowsQuery {
+                    range: TimeRange::all(),
+                    filter: all(),
+                    order,
+                    limit: 100,
+                    cursor,
+                })
+                .unwrap();
+            assert!(page.flows.len() <= 100);
+            seen.extend(page.flows);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c.to_string().parse().unwrap()),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), flows.len(), "{order:?}");
+        let unique: HashSet<String> = seen.iter().map(|f| format!("{f:?}")).collect();
+        let expected: HashSet<String> = flows.iter().map(|f| format!("{f:?}")).collect();
+        assert_eq!(unique, expected, "{order:?}: every flow exactly as stored");
+        let times: Vec<u64> = seen.iter().map(|f| f.last_ms / 60_000).collect();
+        let sorted = {
+            let mut t = times.clone();
+            t.sort_unstable();
+            if order == Order::TimeDesc {
+                t.reverse();
+            }
+            t
+        };
+        assert_eq!(times, sorted, "{order:?}: bucket order");
+    }
+    // a host filter
+    let host: IpAddr = "2001:db8:ab01::1".parse().unwrap();
+    let expected = flows
+        .iter()
+        .filter(|f| f.src_addr == host || f.dst_addr == host)
+        .count();
+    let page = store
+        .flows(&FlowsQuery {
+            range: TimeRange::all(),
+            filter: Filter::parse("host 2001:db8:ab01::1").unwrap(),
+            order: Order::TimeDesc,
+            limit: 10_000,
+            cursor: None,
+        })
+        .unwrap();
+    assert_eq!(page.flows.len(), expected);
+    assert!(expected > 0);
+    assert!(page.next_cursor.is_none());
+}
+
+#[test]
+fn reopen_keeps_everything_and_metadata_round_trips() {
+    let flows = flows_of("pmacct-v9");
+    let (dir, store) = store_with(&flows, 1000);
+    let before = store.summary(TimeRange::all(), &all()).unwrap();
+    store
+        .put_network(&Network {
+            name: "lan".into(),
+            cidrs: vec!["10.10.0.0/16".parse().unwrap()],
+        })
+        .unwrap();
+    store
+        .put_user(&flowstore::User {
+            name: "admin".into(),
+            role: flowstore::Role::Admin,
+            password_hash: "$argon2id$v=19$...".into(),
+        })
+        .unwrap();
+    store.put_setting("metrics_public", &true).unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    assert_eq!(store.summary(TimeRange::all(), &all()).unwrap(), before);
+    assert_eq!(store.networks().unwrap()[0].name, "lan");
+    assert_eq!(
+        store.user("admin").unwrap().unwrap().role,
+        flowstore::Role::Admin
+    );
+    assert_eq!(store.setting::<bool>("metrics_public").unwrap(), Some(true));
+    assert!(store.delete_network("lan").unwrap());
+    assert!(!store.delete_network("lan").unwrap());
+}
+
+#[test]
+fn retention_measures_age_from_write_time_and_counts_removals() {
+    let flows = flows_of("softflowd-v9");
+    let (_d, store) = store_with(&flows, 500);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // flows from 2024, written now: nothing is old yet
+    let r = store.writer().unwrap().maintain(now, false).unwrap();
+    assert_eq!(r.raw_buckets, 0, "just-received flows never vanish");
+    assert_eq!(
+        store
+            .summary(TimeRange::all(), &Filter::parse("bytes >= 0").unwrap())
+            .unwrap()
+            .flows,
+        1804
+    );
+    // eight days later the raw tier (7 days) is gone, counted; rollups stay
+    let r = store
+        .writer()
+        .unwrap()
+        .maintain(now + 8 * 86_400, true)
+        .unwrap();
+    assert!(r.raw_buckets > 0);
+    assert_eq!(r.raw_flows, 1804);
+    assert_eq!(
+        store
+            .stats()
+            .retention_flows
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1804
+    );
+    assert_eq!(
+        store
+            .summary(TimeRange::all(), &Filter::parse("bytes >= 0").unwrap())
+            .unwrap()
+            .flows,
+        0
+    );
+    let rolled = store.summary(TimeRange::all(), &all()).unwrap();
+    eprintln!("{rolled:?} {r:?}");
+    assert_eq!(
+        rolled.bytes, 66_963_180,
+        "5-minute and hourly rollups outlive raw data"
+    );
+}
+
+#[test]
+fn a_small_disk_budget_evicts_oldest_instead_of_failing() {
+    let flows = flows_of("softflowd-v9");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig {
+        disk_budget_bytes: 2 << 20,
+        initial_map_bytes: 1 << 20,
+        sync: false,
+        ..StoreConfig::default()
+    };
+    let store = Store::open(dir.path(), cfg).unwrap();
+    let mut w = store.writer().unwrap();
+    // the same 10 minutes of flows shifted by a day at a time: far more than 2 MiB
+    for day in 0..40u64 {
+        let shifted: Vec<Flow> = flows
+            .iter()
+            .map(|f| Flow {
+                first_ms: f.first_ms + day * 86_400_000,
+                last_ms: f.last_ms + day * 86_400_000,
+                ..*f
+            })
+            .collect();
+        w.append(&shifted).unwrap();
+    }
+    w.flush().unwrap();
+    let evicted = store
+        .stats()
+        .budget_buckets
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(evicted > 0, "oldest buckets deleted");
+    assert!(store.disk_bytes().unwrap() <= 2 << 20);
+    let s = store
+        .summary(TimeRange::all(), &Filter::parse("bytes >= 0").unwrap())
+        .unwrap();
+    assert!(s.flows > 0 && s.flows < 40 * 1804);
+}
+
+#[test]
+fn incompatible_options_are_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    let _w = store.writer().unwrap();
+    assert!(
+        matches!(store.writer(), Err(flowstore::Error::InvalidQuery(_))),
+        "one writer"
+    );
+    assert!(store
+        .flows(&FlowsQuery {
+            range: TimeRange::all(),
+            filter: all(),
+            order: Order::TimeDesc,
+            limit: 0,
+            cursor: None
+        })
+        .is_err());
+    let q = SeriesQuery {
+        range: TimeRange::all(),
+        step_secs: 7,
+        by: GroupBy::Dim(Dimension::Protocol),
+        metric: Metric::Bytes,
+        filter: all(),
+        top: 5,
+        raw: false,
+    };
+    assert!(matches!(
+        store.series(&q),
+        Err(flowstore::Error::InvalidQuery(_))
+    ));
+    assert!("zz".parse::<flowstore::Cursor>().is_err());
+    assert!(TimeRange::new(2, 1).is_err());
+}
