@@ -159,6 +159,7 @@ pub(crate) struct Inner {
 /// let store = Store::open(dir.path(), StoreConfig::default())?;
 /// let mut writer = store.writer()?;
 /// writer.append(&[netflow9::Flow { bytes: 100, packets: 1, last_ms: 60_000, first_ms: 60_000, ..Default::default() }])?;
+/// writer.flush()?; // rollups are written every few seconds; make them visible now
 /// let s = store.summary(TimeRange::all(), &flowstore::filter::Filter::all())?;
 /// assert_eq!((s.flows, s.bytes), (1, 100));
 /// # Ok::<(), flowstore::Error>(())

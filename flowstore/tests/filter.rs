@@ -537,6 +537,8 @@ fn block_skipping_hints() {
     assert!(!parse("tcp").is_all());
     assert!(Filter::default().is_all());
     assert_eq!(Filter::default(), parse(""));
+    assert_eq!(Filter::all(), parse(""));
+    assert!(Filter::all().is_all());
 }
 
 /// One row of the ground-truth CSV, as the test reads it (not through the

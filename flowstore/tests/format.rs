@@ -45,7 +45,7 @@ fn write_fixture() {
         decoder
             .decode(src, &p, |r| {
                 if !r.is_options() {
-                    flows.push(r.flow())
+                    flows.push(r.flow());
                 }
             })
             .unwrap();

@@ -108,6 +108,12 @@ impl Filter {
         parse::parse_filter(text).map(Filter::from_parsed)
     }
 
+    /// The filter that matches every flow, as `Filter::parse("")` gives.
+    #[must_use]
+    pub fn all() -> Filter {
+        Filter::from_parsed(Expr::All)
+    }
+
     fn from_parsed(expr: Expr) -> Filter {
         let program = eval::Program::compile(&expr);
         Filter { expr, program }
@@ -191,7 +197,7 @@ impl Filter {
 impl Default for Filter {
     /// The filter that matches everything.
     fn default() -> Filter {
-        Filter::from_parsed(Expr::All)
+        Filter::all()
     }
 }
 
