@@ -1,0 +1,276 @@
+//! The daemon's configuration: defaults, the TOML file, command-line
+//! overrides, validation.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+
+/// Everything `flowerd serve` needs. Every field has a default; a TOML file
+/// sets any subset (unknown keys are errors).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Config {
+    /// Where the store lives.
+    pub(crate) data: PathBuf,
+    /// NetFlow listeners.
+    pub(crate) netflow: Vec<Listener>,
+    /// HTTP server.
+    pub(crate) http: Http,
+    /// Receive → store pipeline.
+    pub(crate) pipeline: Pipeline,
+    /// NetFlow decoder limits (per listener socket).
+    pub(crate) decoder: DecoderLimits,
+    /// Flow store.
+    pub(crate) store: flowstore::StoreConfig,
+    /// Logging.
+    pub(crate) log: Log,
+}
+
+/// One NetFlow listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Listener {
+    /// Address and UDP port.
+    pub(crate) listen: SocketAddr,
+    /// Socket receive buffer in bytes (the kernel may clamp it to
+    /// net.core.rmem_max; a warning says so).
+    pub(crate) recv_buffer: usize,
+    /// Sockets bound with SO_REUSEPORT, one receive thread each (1 = no reuseport).
+    pub(crate) sockets: usize,
+}
+
+impl Default for Listener {
+    fn default() -> Self {
+        Listener {
+            listen: SocketAddr::from(([0, 0, 0, 0], 9995)),
+            recv_buffer: 32 << 20,
+            sockets: 1,
+        }
+    }
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Http {
+    /// Address to listen on (loopback by default).
+    pub(crate) listen: SocketAddr,
+    /// TLS certificate (PEM); with `tls_key`, serves HTTPS.
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    pub(crate) tls_key: Option<PathBuf>,
+    /// Serve /metrics without login.
+    pub(crate) metrics_public: bool,
+    /// Session lifetime in seconds.
+    pub(crate) session_secs: u64,
+    /// Worker threads.
+    pub(crate) workers: usize,
+    /// Largest accepted request body in bytes.
+    pub(crate) max_body_bytes: usize,
+    /// Failed logins allowed per client address per minute.
+    pub(crate) login_attempts_per_minute: u32,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls_cert: None,
+            tls_key: None,
+            metrics_public: false,
+            session_secs: 12 * 3600,
+            workers: 4,
+            max_body_bytes: 64 * 1024,
+            login_attempts_per_minute: 10,
+        }
+    }
+}
+
+/// Receive → store pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Pipeline {
+    /// Flows per batch sent to the writer.
+    pub(crate) batch_flows: usize,
+    /// A partial batch is sent after this many milliseconds.
+    pub(crate) batch_max_ms: u64,
+    /// Batches the channel holds; when full, new batches are dropped and counted.
+    pub(crate) channel_batches: usize,
+    /// Seconds between store maintenance runs (retention, rollup tiers).
+    pub(crate) maintenance_secs: u64,
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Pipeline {
+            batch_flows: 8192,
+            batch_max_ms: 200,
+            channel_batches: 256,
+            maintenance_secs: 60,
+        }
+    }
+}
+
+/// Decoder limits: memory is fixed by these, whatever exporters send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct DecoderLimits {
+    /// Templates kept.
+    pub(crate) templates: usize,
+    /// Exporter observation domains kept.
+    pub(crate) domains: usize,
+    /// Bytes for data that arrives before its template.
+    pub(crate) pending_bytes: usize,
+    /// Seconds (exporter clock) such data waits.
+    pub(crate) pending_max_age_secs: u32,
+    /// Most fields per template.
+    pub(crate) max_fields: usize,
+}
+
+impl Default for DecoderLimits {
+    fn default() -> Self {
+        let d = netflow9::Config::default();
+        DecoderLimits {
+            templates: d.templates,
+            domains: d.domains,
+            pending_bytes: d.pending_bytes,
+            pending_max_age_secs: d.pending_max_age_secs,
+            max_fields: d.max_fields,
+        }
+    }
+}
+
+impl DecoderLimits {
+    pub(crate) fn to_config(self, seed: u64) -> netflow9::Config {
+        netflow9::Config {
+            templates: self.templates,
+            max_fields: self.max_fields,
+            domains: self.domains,
+            pending_bytes: self.pending_bytes,
+            pending_max_age_secs: self.pending_max_age_secs,
+            hash_seed: seed,
+        }
+    }
+}
+
+/// Log output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Log {
+    /// `auto` (text on a terminal, JSON otherwise), `text` or `json`.
+    pub(crate) format: String,
+    /// Level filter, e.g. `info`, `debug`, `flowerd=debug`.
+    pub(crate) level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            format: "auto".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data: PathBuf::from("./flower-data"),
+            netflow: vec![Listener::default()],
+            http: Http::default(),
+            pipeline: Pipeline::default(),
+            decoder: DecoderLimits::default(),
+            store: flowstore::StoreConfig::default(),
+            log: Log::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file over the defaults.
+    pub(crate) fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        let cfg: Config =
+            toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?;
+        Ok(cfg)
+    }
+
+    /// Checks what serde cannot.
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
+        if self.netflow.is_empty() {
+            bail!(
+                "no NetFlow listener: add at least one [[netflow]] section or --netflow ADDR:PORT"
+            );
+        }
+        for l in &self.netflow {
+            if l.sockets == 0 || l.sockets > 64 {
+                bail!("netflow listener {}: sockets must be 1..=64", l.listen);
+            }
+        }
+        if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
+            bail!("http: set both tls_cert and tls_key, or neither");
+        }
+        if self.pipeline.batch_flows == 0 || self.pipeline.channel_batches == 0 {
+            bail!("pipeline: batch_flows and channel_batches must be positive");
+        }
+        if self.http.workers == 0 || self.http.workers > 256 {
+            bail!("http: workers must be 1..=256");
+        }
+        if !["auto", "text", "json"].contains(&self.log.format.as_str()) {
+            bail!(
+                "log.format must be auto, text or json (got {:?})",
+                self.log.format
+            );
+        }
+        if self.decoder.max_fields == 0 || self.decoder.max_fields > netflow9::MAX_FIELDS {
+            bail!("decoder.max_fields must be 1..={}", netflow9::MAX_FIELDS);
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML.
+    pub(crate) fn to_toml(&self) -> String {
+        toml::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("# cannot print configuration: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_safe() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert!(
+            c.http.listen.ip().is_loopback(),
+            "HTTP on loopback by default"
+        );
+        assert_eq!(c.netflow[0].listen.port(), 9995);
+        assert_eq!(c.data, PathBuf::from("./flower-data"));
+    }
+
+    #[test]
+    fn toml_round_trip_and_unknown_keys() {
+        let c = Config::default();
+        let back: Config = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(back, c);
+        let partial: Config = toml::from_str(
+            "data = \"/var/lib/flower\"\n[[netflow]]\nlisten = \"127.0.0.1:2055\"\n",
+        )
+        .unwrap();
+        assert_eq!(partial.netflow[0].listen.port(), 2055);
+        assert_eq!(
+            partial.netflow[0].recv_buffer,
+            Listener::default().recv_buffer
+        );
+        assert!(toml::from_str::<Config>("bogus = 1").is_err());
+        let mut bad = Config::default();
+        bad.http.tls_cert = Some("x".into());
+        assert!(bad.validate().is_err());
+    }
+}

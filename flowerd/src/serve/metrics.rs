@@ -1,0 +1,430 @@
+//! Counters of the running daemon, shared between threads as atomics and
+//! rendered in the Prometheus text format by `/metrics`.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use netflow9::{Counters, ErrorKind};
+use serde::Serialize;
+
+/// One receive socket's counters.
+#[derive(Debug)]
+pub(crate) struct ListenerStats {
+    pub(crate) addr: SocketAddr,
+    pub(crate) socket: usize,
+    pub(crate) datagrams: AtomicU64,
+    pub(crate) bytes: AtomicU64,
+    pub(crate) flows: AtomicU64,
+    /// Datagrams the kernel dropped because the socket buffer was full (SO_RXQ_OVFL).
+    pub(crate) kernel_drops: AtomicU64,
+    /// Receive errors other than timeouts.
+    pub(crate) recv_errors: AtomicU64,
+    /// The decoder's counters, refreshed by the listener.
+    pub(crate) decoder: Mutex<Counters>,
+    /// Per exporter, refreshed about once a second.
+    pub(crate) exporters: Mutex<Vec<ExporterInfo>>,
+}
+
+impl ListenerStats {
+    pub(crate) fn new(addr: SocketAddr, socket: usize) -> Self {
+        ListenerStats {
+            addr,
+            socket,
+            datagrams: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            flows: AtomicU64::new(0),
+            kernel_drops: AtomicU64::new(0),
+            recv_errors: AtomicU64::new(0),
+            decoder: Mutex::new(Counters::default()),
+            exporters: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+/// What `/api/v1/exporters` shows for one (exporter, Source ID).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct ExporterInfo {
+    pub(crate) exporter: IpAddr,
+    pub(crate) source_id: u32,
+    pub(crate) packets: u64,
+    pub(crate) flows: u64,
+    pub(crate) options_records: u64,
+    pub(crate) sequence_lost: u64,
+    pub(crate) sequence_reordered: u64,
+    pub(crate) restarts: u64,
+    pub(crate) last_unix_secs: u32,
+    pub(crate) samplers: Vec<SamplerInfo>,
+    pub(crate) templates: Vec<TemplateInfo>,
+}
+
+/// A sampler an exporter announced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct SamplerInfo {
+    pub(crate) id: u64,
+    pub(crate) interval: u32,
+    pub(crate) algorithm: u8,
+}
+
+/// A template an exporter uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct TemplateInfo {
+    pub(crate) id: u16,
+    pub(crate) options: bool,
+    /// `[type, length, name]`; scope fields first for options templates.
+    pub(crate) fields: Vec<(u16, u16, String)>,
+    pub(crate) scope_fields: usize,
+}
+
+/// The pipeline's own counters.
+#[derive(Debug, Default)]
+pub(crate) struct PipelineStats {
+    /// Batches dropped because the channel to the writer was full.
+    pub(crate) channel_dropped_batches: AtomicU64,
+    /// Flows in them.
+    pub(crate) channel_dropped_flows: AtomicU64,
+    /// Batches sent to the writer.
+    pub(crate) batches_sent: AtomicU64,
+    /// Flows stored by the writer.
+    pub(crate) flows_stored: AtomicU64,
+    /// Batches the store refused (error logged).
+    pub(crate) write_errors: AtomicU64,
+    /// Template snapshots persisted.
+    pub(crate) templates_persisted: AtomicU64,
+    /// Latency of the last commit, microseconds.
+    pub(crate) last_commit_micros: AtomicU64,
+}
+
+/// All the daemon's counters.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    pub(crate) listeners: Mutex<Vec<Arc<ListenerStats>>>,
+    pub(crate) pipeline: PipelineStats,
+    pub(crate) http_requests: AtomicU64,
+    pub(crate) http_errors: AtomicU64,
+    pub(crate) logins_failed: AtomicU64,
+    pub(crate) logins_limited: AtomicU64,
+}
+
+fn get(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
+impl Metrics {
+    /// All exporters seen by any listener.
+    pub(crate) fn exporters(&self) -> Vec<ExporterInfo> {
+        let listeners = self.listeners.lock().map(|l| l.clone()).unwrap_or_default();
+        let mut out = Vec::new();
+        for l in listeners {
+            if let Ok(e) = l.exporters.lock() {
+                out.extend(e.iter().cloned());
+            }
+        }
+        out.sort_by(|a, b| (a.exporter, a.source_id).cmp(&(b.exporter, b.source_id)));
+        out
+    }
+
+    /// Total flows decoded by all listeners.
+    pub(crate) fn flows_received(&self) -> u64 {
+        let listeners = self.listeners.lock().map(|l| l.clone()).unwrap_or_default();
+        listeners.iter().map(|l| get(&l.flows)).sum()
+    }
+
+    /// The Prometheus text exposition.
+    pub(crate) fn render(&self, store: &flowstore::Store) -> String {
+        let mut o = String::with_capacity(8192);
+        let listeners = self.listeners.lock().map(|l| l.clone()).unwrap_or_default();
+        let family = |o: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(
+                o,
+                "# HELP flower_{name} {help}\n# TYPE flower_{name} {kind}"
+            );
+        };
+        let per_listener: [(&str, &str, fn(&ListenerStats) -> u64); 6] = [
+            ("datagrams_total", "UDP datagrams received.", |l| {
+                get(&l.datagrams)
+            }),
+            ("datagram_bytes_total", "UDP payload bytes received.", |l| {
+                get(&l.bytes)
+            }),
+            ("flows_received_total", "Flows decoded.", |l| get(&l.flows)),
+            (
+                "kernel_drops_total",
+                "Datagrams dropped by the kernel (socket buffer full, SO_RXQ_OVFL).",
+                |l| get(&l.kernel_drops),
+            ),
+            ("recv_errors_total", "Socket receive errors.", |l| {
+                get(&l.recv_errors)
+            }),
+            (
+                "decoder_packets_total",
+                "Valid NetFlow v9 export packets.",
+                |l| l.decoder.lock().map(|c| c.packets).unwrap_or(0),
+            ),
+        ];
+        for (name, help, f) in per_listener {
+            family(&mut o, name, "counter", help);
+            for l in &listeners {
+                let _ = writeln!(
+                    o,
+                    "flower_{name}{{listener=\"{}\",socket=\"{}\"}} {}",
+                    l.addr,
+                    l.socket,
+                    f(l)
+                );
+            }
+        }
+        let decoder: Vec<Counters> = listeners
+            .iter()
+            .map(|l| l.decoder.lock().map(|c| *c).unwrap_or_default())
+            .collect();
+        let sum = |f: fn(&Counters) -> u64| decoder.iter().map(f).sum::<u64>();
+        let decoder_counters: [(&str, &str, fn(&Counters) -> u64); 16] = [
+            (
+                "decoder_rejected_packets_total",
+                "Datagrams that are not NetFlow v9 or too short.",
+                |c| c.rejected_packets,
+            ),
+            ("decoder_records_total", "Data records decoded.", |c| {
+                c.records
+            }),
+            (
+                "decoder_options_records_total",
+                "Options data records decoded.",
+                |c| c.options_records,
+            ),
+            (
+                "decoder_templates_total",
+                "Template records received.",
+                |c| c.templates,
+            ),
+            (
+                "decoder_options_templates_total",
+                "Options Template records received.",
+                |c| c.options_templates,
+            ),
+            (
+                "decoder_template_evictions_total",
+                "Templates evicted from the full cache.",
+                |c| c.template_evictions,
+            ),
+            (
+                "decoder_unknown_template_flowsets_total",
+                "Data FlowSets that arrived before their template.",
+                |c| c.unknown_template_flowsets,
+            ),
+            (
+                "decoder_pending_buffered_total",
+                "FlowSets kept until their template arrives.",
+                |c| c.pending_buffered,
+            ),
+            (
+                "decoder_pending_replayed_total",
+                "Kept FlowSets decoded when their template arrived.",
+                |c| c.pending_replayed,
+            ),
+            (
+                "decoder_pending_overflow_total",
+                "Kept FlowSets dropped: buffer full.",
+                |c| c.pending_overflow,
+            ),
+            (
+                "decoder_pending_expired_total",
+                "Kept FlowSets dropped: template never came.",
+                |c| c.pending_expired,
+            ),
+            (
+                "decoder_reserved_flowsets_total",
+                "FlowSets with a reserved ID, skipped.",
+                |c| c.reserved_flowsets,
+            ),
+            (
+                "decoder_sequence_lost_total",
+                "Export packets lost according to sequence numbers.",
+                |c| c.sequence_lost,
+            ),
+            (
+                "decoder_sequence_reordered_total",
+                "Export packets received out of order.",
+                |c| c.sequence_reordered,
+            ),
+            (
+                "decoder_exporter_restarts_total",
+                "Exporter restarts detected.",
+                |c| c.exporter_restarts,
+            ),
+            (
+                "decoder_domain_evictions_total",
+                "Exporter states evicted from the full table.",
+                |c| c.domain_evictions,
+            ),
+        ];
+        for (name, help, f) in decoder_counters {
+            family(&mut o, name, "counter", help);
+            let _ = writeln!(o, "flower_{name} {}", sum(f));
+        }
+        family(
+            &mut o,
+            "decoder_malformed_total",
+            "counter",
+            "Malformed structures, by kind.",
+        );
+        for (i, kind) in ErrorKind::NAMES.iter().enumerate() {
+            let n: u64 = decoder
+                .iter()
+                .map(|c| c.malformed.get(i).copied().unwrap_or(0))
+                .sum();
+            let _ = writeln!(o, "flower_decoder_malformed_total{{kind=\"{kind}\"}} {n}");
+        }
+        family(
+            &mut o,
+            "exporter_sequence_lost_total",
+            "counter",
+            "Export packets lost, per exporter.",
+        );
+        for e in self.exporters() {
+            let _ = writeln!(
+                o,
+                "flower_exporter_sequence_lost_total{{exporter=\"{}\",source_id=\"{}\"}} {}",
+                e.exporter, e.source_id, e.sequence_lost
+            );
+        }
+        let p = &self.pipeline;
+        let pipeline: [(&str, &str, &AtomicU64); 6] = [
+            (
+                "channel_dropped_batches_total",
+                "Batches dropped: channel to the writer full.",
+                &p.channel_dropped_batches,
+            ),
+            (
+                "channel_dropped_flows_total",
+                "Flows dropped: channel to the writer full.",
+                &p.channel_dropped_flows,
+            ),
+            (
+                "batches_sent_total",
+                "Batches sent to the writer.",
+                &p.batches_sent,
+            ),
+            (
+                "flows_stored_total",
+                "Flows committed to the store.",
+                &p.flows_stored,
+            ),
+            (
+                "write_errors_total",
+                "Batches the store failed to write.",
+                &p.write_errors,
+            ),
+            (
+                "templates_persisted_total",
+                "Template snapshots saved to the store.",
+                &p.templates_persisted,
+            ),
+        ];
+        for (name, help, a) in pipeline {
+            family(&mut o, name, "counter", help);
+            let _ = writeln!(o, "flower_{name} {}", get(a));
+        }
+        family(
+            &mut o,
+            "last_commit_seconds",
+            "gauge",
+            "Latency of the last store commit.",
+        );
+        let _ = writeln!(
+            o,
+            "flower_last_commit_seconds {}",
+            get(&p.last_commit_micros) as f64 / 1e6
+        );
+        let s = store.stats();
+        let store_counters: [(&str, &str, &AtomicU64); 10] = [
+            ("store_batches_total", "Batches committed.", &s.batches),
+            (
+                "store_commit_seconds_total",
+                "Time spent committing (microseconds / 1e6 below).",
+                &s.commit_micros,
+            ),
+            (
+                "store_retention_buckets_total",
+                "Raw buckets removed by age.",
+                &s.retention_buckets,
+            ),
+            (
+                "store_retention_flows_total",
+                "Flows removed by age.",
+                &s.retention_flows,
+            ),
+            (
+                "store_retention_rollups_total",
+                "Rollup buckets removed by age.",
+                &s.retention_rollups,
+            ),
+            (
+                "store_budget_buckets_total",
+                "Raw buckets removed to stay within the disk budget.",
+                &s.budget_buckets,
+            ),
+            (
+                "store_budget_flows_total",
+                "Flows removed to stay within the disk budget.",
+                &s.budget_flows,
+            ),
+            (
+                "store_budget_rollups_total",
+                "Rollup buckets removed to stay within the disk budget.",
+                &s.budget_rollups,
+            ),
+            (
+                "store_map_resizes_total",
+                "LMDB map growths.",
+                &s.map_resizes,
+            ),
+            (
+                "store_failed_batches_total",
+                "Batches not stored.",
+                &s.failed_batches,
+            ),
+        ];
+        for (name, help, a) in store_counters {
+            family(&mut o, name, "counter", help);
+            let v = get(a);
+            if name == "store_commit_seconds_total" {
+                let _ = writeln!(o, "flower_{name} {}", v as f64 / 1e6);
+            } else {
+                let _ = writeln!(o, "flower_{name} {v}");
+            }
+        }
+        family(
+            &mut o,
+            "store_disk_bytes",
+            "gauge",
+            "Size of the store's data file.",
+        );
+        let _ = writeln!(
+            o,
+            "flower_store_disk_bytes {}",
+            store.disk_bytes().unwrap_or(0)
+        );
+        let http: [(&str, &str, &AtomicU64); 4] = [
+            ("http_requests_total", "HTTP requests.", &self.http_requests),
+            (
+                "http_errors_total",
+                "HTTP responses with status ≥ 400.",
+                &self.http_errors,
+            ),
+            ("logins_failed_total", "Failed logins.", &self.logins_failed),
+            (
+                "logins_rate_limited_total",
+                "Logins refused by the rate limit.",
+                &self.logins_limited,
+            ),
+        ];
+        for (name, help, a) in http {
+            family(&mut o, name, "counter", help);
+            let _ = writeln!(o, "flower_{name} {}", get(a));
+        }
+        o
+    }
+}

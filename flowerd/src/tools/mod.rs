@@ -1,0 +1,4 @@
+//! Operator tools that send NetFlow: `replay` and `generate`.
+
+pub(crate) mod generate;
+pub(crate) mod replay;
