@@ -280,8 +280,10 @@ pub struct Synth {
     /// Slots whose IPv4 address a beacon source takes over (`u32::MAX`: none).
     beacon_slots: [u32; 3],
     clock: Clock,
-    /// The reply of the last conversation, waiting for its turn.
-    pending: Option<Flow>,
+    /// The reply of the last conversation, waiting for its turn when
+    /// `has_pending` (not an `Option`: the reply is built in place).
+    pending: Flow,
+    has_pending: bool,
     beacons: [BeaconStream; 3],
     active_beacons: usize,
     beacon_flows: u64,
@@ -299,8 +301,9 @@ impl core::fmt::Debug for Synth {
 }
 
 impl Synth {
-    /// Builds the generator: the Zipf alias table (16 bytes × `hosts`) and
-    /// the packet-count tables are the only allocations.
+    /// Builds the generator. The Zipf alias table (8 bytes × `hosts`, built
+    /// through temporary buffers of about twice that) and the 40 KiB of
+    /// packet-count tables are the only allocations, here or later.
     ///
     /// # Panics
     ///
@@ -373,7 +376,8 @@ impl Synth {
             long_cum,
             beacon_slots,
             clock,
-            pending: None,
+            pending: Flow::default(),
+            has_pending: false,
             beacons,
             active_beacons: active,
             beacon_flows,
@@ -422,11 +426,11 @@ impl Synth {
     /// than `out.len()` only at the end of the stream. Equivalent to calling
     /// [`Iterator::next`] in a loop; allocates nothing.
     pub fn fill(&mut self, out: &mut [Flow]) -> usize {
-        let mut n = 0;
-        for slot in out.iter_mut() {
-            let Some(flow) = self.next() else { break };
-            *slot = flow;
-            n += 1;
+        let n = out
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        for slot in &mut out[..n] {
+            *slot = self.produce();
         }
         n
     }
@@ -474,9 +478,11 @@ impl Synth {
         (end, exporter)
     }
 
-    /// Builds the conversation whose request ends at `last_ms`; the reply's
-    /// `last_ms` is left for the caller to set.
-    fn conversation(&mut self, last_ms: u64) -> (Flow, Option<Flow>) {
+    /// Builds the conversation whose request ends at `last_ms`, returns the
+    /// request and leaves the reply (if any) in `pending`, ending in the next
+    /// slot.
+    #[inline]
+    fn conversation(&mut self, last_ms: u64) -> Flow {
         let start = self.cfg.start_ms;
         let long = self.rng.below(1000) < u64::from(self.cfg.long_flow_permille);
         let class = if long {
@@ -563,8 +569,10 @@ impl Synth {
             if long {
                 let dur = self.rng.range(LONG_MS);
                 duration = dur.min(last_ms - start);
-                let pps = self.rng.range(1..=200);
-                req_pk = (duration * pps / 1000).max(1);
+                // 0.25 to 32 packets/s, log-uniform: a few elephants, many
+                // quiet sessions.
+                let quarter_pps = 1 << self.rng.below(8);
+                req_pk = (duration * quarter_pps / 4_000).max(1);
             } else {
                 req_pk = u64::from(table[bin(self.rng.next())]);
                 duration = 0; // set below, from the packet count
@@ -641,45 +649,67 @@ impl Synth {
             last_ms,
             sampling_interval: 1,
         };
-        let reply = (class.flows == 2).then(|| Flow {
-            src_addr: server.addr,
-            dst_addr: client.addr,
-            src_port: rep_ports.0,
-            dst_port: rep_ports.1,
-            tcp_flags: rep_flags,
-            input_if: server.iface,
-            output_if: client.iface,
-            src_as: server.asn,
-            dst_as: client.asn,
-            src_mask: server.mask,
-            dst_mask: client.mask,
-            next_hop: Some(client.hop),
-            bgp_next_hop: Some(client.bgp_hop),
-            bytes: rep_pk * rep_size,
-            packets: rep_pk,
-            // The caller moves the end to the next slot; `first_ms` stays at
-            // most that end.
-            first_ms: first_ms + rtt,
-            ..request
-        });
-        (request, reply)
-    }
-
-    fn regular(&mut self) -> Flow {
-        if let Some(reply) = self.pending.take() {
-            return reply;
-        }
-        let last_ms = self.clock.take(&mut self.rng);
-        let (request, reply) = self.conversation(last_ms);
-        if let Some(mut reply) = reply {
-            // With an odd budget the very last conversation loses its reply.
-            if self.clock.left > 0 {
-                reply.last_ms = self.clock.take(&mut self.rng);
-                reply.first_ms = reply.first_ms.min(reply.last_ms);
-                self.pending = Some(reply);
-            }
+        // With an odd budget the very last conversation loses its reply.
+        if class.flows == 2 && self.clock.left > 0 {
+            let reply_last = self.clock.take(&mut self.rng);
+            self.has_pending = true;
+            self.pending = Flow {
+                src_addr: server.addr,
+                dst_addr: client.addr,
+                src_port: rep_ports.0,
+                dst_port: rep_ports.1,
+                tcp_flags: rep_flags,
+                input_if: server.iface,
+                output_if: client.iface,
+                src_as: server.asn,
+                dst_as: client.asn,
+                src_mask: server.mask,
+                dst_mask: client.mask,
+                next_hop: Some(client.hop),
+                bgp_next_hop: Some(client.bgp_hop),
+                bytes: rep_pk * rep_size,
+                packets: rep_pk,
+                first_ms: (first_ms + rtt).min(reply_last),
+                last_ms: reply_last,
+                ..request
+            };
         }
         request
+    }
+
+    #[inline]
+    fn regular(&mut self) -> Flow {
+        if self.has_pending {
+            self.has_pending = false;
+            return self.pending;
+        }
+        let last_ms = self.clock.take(&mut self.rng);
+        self.conversation(last_ms)
+    }
+
+    /// The next flow; the stream must not be exhausted.
+    #[inline(always)]
+    fn produce(&mut self) -> Flow {
+        self.remaining -= 1;
+        let mut t = if self.has_pending {
+            self.pending.last_ms
+        } else if self.clock.left > 0 {
+            self.clock.next
+        } else {
+            u64::MAX
+        };
+        // Ties go to the regular stream, then to the lower beacon index.
+        let mut from = None;
+        for (i, b) in self.beacons[..self.active_beacons].iter().enumerate() {
+            if b.left > 0 && b.next.last_ms < t {
+                t = b.next.last_ms;
+                from = Some(i);
+            }
+        }
+        match from {
+            Some(i) => self.beacons[i].take(&self.cfg),
+            None => self.regular(),
+        }
     }
 }
 
@@ -691,24 +721,7 @@ impl Iterator for Synth {
         if self.remaining == 0 {
             return None;
         }
-        self.remaining -= 1;
-        let mut t = match &self.pending {
-            Some(reply) => reply.last_ms,
-            None if self.clock.left > 0 => self.clock.next,
-            None => u64::MAX,
-        };
-        // Ties go to the regular stream, then to the lower beacon index.
-        let mut from = None;
-        for (i, b) in self.beacons[..self.active_beacons].iter().enumerate() {
-            if b.left > 0 && b.next.last_ms < t {
-                t = b.next.last_ms;
-                from = Some(i);
-            }
-        }
-        Some(match from {
-            Some(i) => self.beacons[i].take(&self.cfg),
-            None => self.regular(),
-        })
+        Some(self.produce())
     }
 
     #[inline]
@@ -746,8 +759,10 @@ const LONG_MS: RangeInclusive<u64> = 120_000..=3_600_000;
 /// spread over subnets and exporters.
 const RANK_MULTIPLIER: u64 = 2_654_435_761;
 
+/// Where the host of a rank sits in the address plan; `rank + 1` keeps the
+/// busiest host off the first address.
 fn slot_of_rank(rank: u32, hosts: u32) -> u32 {
-    (u64::from(rank) * RANK_MULTIPLIER % u64::from(hosts)) as u32
+    ((u64::from(rank) + 1) * RANK_MULTIPLIER % u64::from(hosts)) as u32
 }
 
 fn exporter_addr(e: u8) -> IpAddr {
