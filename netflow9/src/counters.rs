@@ -2,7 +2,9 @@
 
 use crate::error::ErrorKind;
 
-/// Decoder-wide counters. They only go up (wrapping is not a concern for u64).
+/// Decoder-wide counters. They only go up, except `sequence_lost`: a late
+/// packet that fills a gap counted as lost takes one back (and counts in
+/// `sequence_reordered`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Counters {
@@ -36,7 +38,8 @@ pub struct Counters {
     pub reserved_flowsets: u64,
     /// Malformed structures, by [`ErrorKind::index`].
     pub malformed: [u64; ErrorKind::COUNT],
-    /// Export packets missing according to sequence numbers.
+    /// Export packets missing according to sequence numbers (a late packet
+    /// that arrives after all lowers it by one).
     pub sequence_lost: u64,
     /// Export packets that arrived out of order.
     pub sequence_reordered: u64,
