@@ -177,11 +177,12 @@ pub(crate) fn run(
     let mut last_snapshot = Instant::now();
     let mut templates_seen = u64::MAX;
     let fd = socket.as_raw_fd();
+    // After `stop`, keep reading until the socket is empty: what the kernel
+    // already received is stored too.
+    let mut draining = false;
     loop {
-        let stopping = stop.load(Ordering::Relaxed);
-        let received = if stopping {
-            None
-        } else {
+        draining |= stop.load(Ordering::Relaxed);
+        let received = {
             let mut iov = [IoSliceMut::new(&mut buf)];
             match recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty()) {
                 Ok(msg) => {
@@ -208,6 +209,7 @@ pub(crate) fn run(
                 }
             }
         };
+        let stopping = draining && received.is_none();
         if let Some((from, len)) = received {
             stats.datagrams.fetch_add(1, Ordering::Relaxed);
             stats.bytes.fetch_add(len as u64, Ordering::Relaxed);
