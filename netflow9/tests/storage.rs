@@ -1,0 +1,42 @@
+//! A decoder over caller-provided storage (how `no_std` users without an
+//! allocator embed it) behaves like one with owned storage.
+
+mod common;
+
+use common::{data, udp_payloads};
+use netflow9::{empty_domain_slot, empty_template_slot, Config, Decoder, Storage};
+
+#[test]
+fn borrowed_storage_decodes_the_corpus_like_owned_storage() {
+    let mut templates = [empty_template_slot(); 32];
+    let mut template_index = [0u32; Storage::index_len(32)];
+    let mut domains = [empty_domain_slot(); 4];
+    let mut domain_index = [0u32; Storage::index_len(4)];
+    let mut pending = [0u8; 16 * 1024];
+    let storage = Storage {
+        templates: &mut templates,
+        template_index: &mut template_index,
+        domains: &mut domains,
+        domain_index: &mut domain_index,
+        pending: &mut pending,
+    };
+    let mut borrowed = Decoder::with_storage(Config::default(), storage);
+    let mut owned = Decoder::new(Config {
+        templates: 32,
+        domains: 4,
+        pending_bytes: 16 * 1024,
+        ..Config::default()
+    });
+    assert_eq!(borrowed.template_capacity(), 32);
+    for name in ["softflowd-v9", "pmacct-v9", "nfreplay-v9"] {
+        for (src, p) in udp_payloads(&data(&format!("exports/{name}.pcap"))) {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let ra = borrowed.decode(src, &p, |r| a.push(r.flow()));
+            let rb = owned.decode(src, &p, |r| b.push(r.flow()));
+            assert_eq!(ra, rb);
+            assert_eq!(a, b);
+        }
+    }
+    assert_eq!(borrowed.counters(), owned.counters());
+    assert_eq!(borrowed.counters().records, 1804 * 2 + 1808);
+}
