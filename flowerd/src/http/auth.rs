@@ -1,0 +1,491 @@
+//! Who is asking: sessions (bearer tokens and the `flower_session` cookie),
+//! HTTP Basic, the per-client login rate limit, and the login and logout
+//! routes.
+//!
+//! Sessions live in memory only (a restart logs everyone out), at most
+//! [`MAX_SESSIONS`] of them, the oldest evicted first. A session names a user;
+//! the user's role is read from the store on every request, so deleting a
+//! user or changing a role (even offline with `flowerd user`) takes effect at
+//! once.
+//!
+//! Every password check, login or Basic, goes through the rate limit: after
+//! `login_attempts_per_minute` failures in a sliding minute, a client address
+//! (an IPv6 client's /64) gets 429 without its password being looked at.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use flowstore::{Role, User};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::respond::{ApiError, Response};
+use super::wire::Request;
+use super::AppState;
+use crate::users;
+
+/// Most sessions kept at once.
+pub(crate) const MAX_SESSIONS: usize = 10_000;
+
+/// Most client addresses the login rate limit tracks at once.
+pub(crate) const MAX_TRACKED_CLIENTS: usize = 10_000;
+
+/// The session cookie's name.
+pub(crate) const COOKIE: &str = "flower_session";
+
+/// The rate limit's window.
+const WINDOW: Duration = Duration::from_secs(60);
+
+/// An authenticated client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Principal {
+    /// The user name.
+    pub(crate) user: String,
+    /// The user's current role.
+    pub(crate) role: Role,
+    /// The session token, when the client used one (not for Basic).
+    pub(crate) token: Option<String>,
+}
+
+impl Principal {
+    /// 403 unless the user is an admin.
+    ///
+    /// # Errors
+    /// [`ApiError::Forbidden`].
+    pub(crate) fn require_admin(&self) -> Result<(), ApiError> {
+        match self.role {
+            Role::Admin => Ok(()),
+            Role::Viewer => Err(ApiError::Forbidden),
+        }
+    }
+}
+
+struct Session {
+    user: String,
+    expires_ms: u64,
+}
+
+/// Live sessions, by token.
+pub(crate) struct Sessions {
+    map: Mutex<HashMap<String, Session>>,
+    lifetime_ms: u64,
+    max: usize,
+}
+
+impl Sessions {
+    /// An empty table; sessions last `lifetime_secs`.
+    pub(crate) fn new(lifetime_secs: u64, max: usize) -> Sessions {
+        Sessions {
+            map: Mutex::new(HashMap::new()),
+            lifetime_ms: lifetime_secs.saturating_mul(1000),
+            max: max.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        // The map stays consistent whatever a panicking holder did.
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts a session for `user`: a new token (32 random bytes, hex) and
+    /// its expiry in Unix milliseconds.
+    pub(crate) fn create(&self, user: &str, now_ms: u64) -> (String, u64) {
+        let mut bytes = [0u8; 32];
+        OsRng.fill_bytes(&mut bytes);
+        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let expires_ms = now_ms.saturating_add(self.lifetime_ms);
+        let mut map = self.lock();
+        if map.len() >= self.max {
+            map.retain(|_, s| s.expires_ms > now_ms);
+        }
+        if map.len() >= self.max {
+            // All sessions last equally long: the first to expire is the oldest.
+            if let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, s)| s.expires_ms)
+                .map(|(t, _)| t.clone())
+            {
+                map.remove(&oldest);
+            }
+        }
+        map.insert(
+            token.clone(),
+            Session {
+                user: user.to_string(),
+                expires_ms,
+            },
+        );
+        (token, expires_ms)
+    }
+
+    /// The user of a live session.
+    pub(crate) fn lookup(&self, token: &str, now_ms: u64) -> Option<String> {
+        let mut map = self.lock();
+        match map.get(token) {
+            Some(s) if s.expires_ms > now_ms => Some(s.user.clone()),
+            Some(_) => {
+                map.remove(token);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Ends a session; false if there was none.
+    pub(crate) fn remove(&self, token: &str) -> bool {
+        self.lock().remove(token).is_some()
+    }
+
+    /// Ends every session of `user` except `keep`.
+    pub(crate) fn remove_user(&self, user: &str, keep: Option<&str>) {
+        self.lock()
+            .retain(|t, s| s.user != user || Some(t.as_str()) == keep);
+    }
+
+    /// Number of live or not yet purged sessions.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// The rate limit's key: an IPv4 address, or an IPv6 address's /64 (one
+/// subscriber usually holds a whole /64).
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+        v4 => v4,
+    }
+}
+
+/// Failed password checks per client in the last minute.
+pub(crate) struct LoginLimiter {
+    per_minute: usize,
+    failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+    max_clients: usize,
+}
+
+impl LoginLimiter {
+    /// Allows `per_minute` failures per client per minute (0: no limit).
+    pub(crate) fn new(per_minute: u32, max_clients: usize) -> LoginLimiter {
+        LoginLimiter {
+            per_minute: usize::try_from(per_minute).unwrap_or(usize::MAX),
+            failures: Mutex::new(HashMap::new()),
+            max_clients: max_clients.max(1),
+        }
+    }
+
+    /// `Err(seconds to wait)` if `ip` has used up its failures.
+    pub(crate) fn check(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
+        if self.per_minute == 0 {
+            return Ok(());
+        }
+        let mut table = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(times) = table.get_mut(&client_key(ip)) else {
+            return Ok(());
+        };
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= WINDOW)
+        {
+            times.pop_front();
+        }
+        if times.len() < self.per_minute {
+            return Ok(());
+        }
+        let oldest = times.front().copied().unwrap_or(now);
+        let wait = WINDOW.saturating_sub(now.duration_since(oldest));
+        Err(wait.as_secs() + 1)
+    }
+
+    /// Records a failure.
+    pub(crate) fn failed(&self, ip: IpAddr, now: Instant) {
+        if self.per_minute == 0 {
+            return;
+        }
+        let key = client_key(ip);
+        let mut table = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        if !table.contains_key(&key) && table.len() >= self.max_clients {
+            table.retain(|_, t| t.back().is_some_and(|l| now.duration_since(*l) < WINDOW));
+            if table.len() >= self.max_clients {
+                let quietest = table
+                    .iter()
+                    .min_by_key(|(_, t)| t.back().copied())
+                    .map(|(k, _)| *k);
+                if let Some(k) = quietest {
+                    table.remove(&k);
+                }
+            }
+        }
+        let times = table.entry(key).or_default();
+        times.push_back(now);
+        // Only the last `per_minute` matter.
+        while times.len() > self.per_minute {
+            times.pop_front();
+        }
+    }
+}
+
+/// Decodes standard base64 (RFC 4648 §4), padding optional.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=');
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            // The low 8 bits above `bits` are the next byte.
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    // A single leftover character cannot end valid base64.
+    (bits < 6).then_some(out)
+}
+
+/// The password hash checked when the user does not exist, so that a wrong
+/// name takes as long as a wrong password.
+fn dummy_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| users::hash_password("not the password of any user").unwrap_or_default())
+}
+
+/// Checks a name and password against the store, through the rate limit.
+/// Counts failures in the metrics.
+fn check_password(
+    state: &AppState,
+    client: IpAddr,
+    name: &str,
+    password: &str,
+) -> Result<User, ApiError> {
+    let metrics = &state.metrics;
+    if let Err(retry_after) = state.limiter.check(client, Instant::now()) {
+        metrics.logins_limited.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(%client, user = name, "login refused: too many failures");
+        return Err(ApiError::TooManyLogins { retry_after });
+    }
+    let user = if users::valid_name(name) {
+        state.store.user(name)?
+    } else {
+        None
+    };
+    let ok = match &user {
+        Some(u) => users::verify_password(password, &u.password_hash),
+        None => users::verify_password(password, dummy_hash()),
+    };
+    match user {
+        Some(u) if ok => Ok(u),
+        _ => {
+            state.limiter.failed(client, Instant::now());
+            metrics.logins_failed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%client, user = name, "failed login");
+            Err(ApiError::BadCredentials)
+        }
+    }
+}
+
+/// The session token of a `Cookie` header, if any.
+fn cookie_token(req: &Request) -> Option<&str> {
+    req.head
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "cookie")
+        .flat_map(|(_, v)| v.split(';'))
+        .find_map(|c| {
+            let (k, v) = c.trim().split_once('=')?;
+            (k == COOKIE).then_some(v.trim_matches('"'))
+        })
+}
+
+/// Identifies the client: `Authorization: Bearer`, `Authorization: Basic`,
+/// or the session cookie, in that order.
+///
+/// # Errors
+/// 401 without valid credentials; 429 for Basic while rate-limited.
+pub(crate) fn authenticate(
+    state: &AppState,
+    req: &Request,
+    now_ms: u64,
+) -> Result<Principal, ApiError> {
+    let (user, token) = match req.head.header("authorization") {
+        Some(auth) => {
+            let (scheme, value) = auth.split_once(' ').unwrap_or((auth, ""));
+            let value = value.trim();
+            if scheme.eq_ignore_ascii_case("bearer") {
+                (state.sessions.lookup(value, now_ms), Some(value))
+            } else if scheme.eq_ignore_ascii_case("basic") {
+                let decoded = base64_decode(value)
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or(ApiError::Unauthorized)?;
+                let (name, password) = decoded.split_once(':').ok_or(ApiError::Unauthorized)?;
+                let user =
+                    check_password(state, req.peer, name, password).map_err(|e| match e {
+                        ApiError::BadCredentials => ApiError::Unauthorized,
+                        e => e,
+                    })?;
+                return Ok(Principal {
+                    user: user.name,
+                    role: user.role,
+                    token: None,
+                });
+            } else {
+                return Err(ApiError::Unauthorized);
+            }
+        }
+        None => match cookie_token(req) {
+            Some(t) => (state.sessions.lookup(t, now_ms), Some(t)),
+            None => return Err(ApiError::Unauthorized),
+        },
+    };
+    let user = user.ok_or(ApiError::Unauthorized)?;
+    // The user may have been deleted since the login.
+    let stored = state.store.user(&user)?.ok_or(ApiError::Unauthorized)?;
+    Ok(Principal {
+        user,
+        role: stored.role,
+        token: token.map(str::to_string),
+    })
+}
+
+/// `Set-Cookie` for a session, or (with `None`) one that deletes it.
+fn set_cookie(token: Option<&str>, max_age_secs: u64, secure: bool) -> String {
+    format!(
+        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
+        token.unwrap_or(""),
+        if token.is_some() { max_age_secs } else { 0 },
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// `POST /api/v1/login` `{"user", "password"}`.
+///
+/// # Errors
+/// 400 for a malformed body, 401 for wrong credentials, 429 when limited.
+pub(crate) fn login(state: &AppState, req: &Request, now_ms: u64) -> Result<Response, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        user: String,
+        password: String,
+    }
+    let body: Body = super::routes::json_body(req)?;
+    let user = check_password(state, req.peer, &body.user, &body.password)?;
+    let (token, expires_ms) = state.sessions.create(&user.name, now_ms);
+    tracing::info!(client = %req.peer, user = user.name, "login");
+    let cookie = set_cookie(Some(&token), state.config.session_secs, req.secure);
+    Ok(Response::json(
+        200,
+        &json!({
+            "token": token,
+            "expires": expires_ms / 1000,
+            "user": user.name,
+            "role": user.role,
+        }),
+    )
+    .with_header("Set-Cookie", cookie))
+}
+
+/// `POST /api/v1/logout`: ends the session the request used.
+pub(crate) fn logout(state: &AppState, req: &Request, who: &Principal) -> Response {
+    if let Some(t) = &who.token {
+        state.sessions.remove(t);
+    }
+    Response::json(200, &json!({"status": "logged out"}))
+        .with_header("Set-Cookie", set_cookie(None, 0, req.secure))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64() {
+        assert_eq!(base64_decode("YWRtaW46cGFzcw==").unwrap(), b"admin:pass");
+        assert_eq!(base64_decode("YWRtaW46cGFzcw").unwrap(), b"admin:pass");
+        assert_eq!(base64_decode("").unwrap(), b"");
+        assert_eq!(base64_decode("/+8=").unwrap(), [0xff, 0xef]);
+        assert_eq!(base64_decode("YQ").unwrap(), b"a");
+        assert!(base64_decode("Y").is_none());
+        assert!(base64_decode("YW*=").is_none());
+        assert!(base64_decode("YW Q=").is_none());
+    }
+
+    #[test]
+    fn sessions_expire_and_are_bounded() {
+        let s = Sessions::new(10, 3);
+        let (a, exp) = s.create("alice", 1_000);
+        assert_eq!(exp, 11_000);
+        assert_eq!(a.len(), 64);
+        assert_eq!(s.lookup(&a, 10_999).as_deref(), Some("alice"));
+        assert_eq!(s.lookup(&a, 11_000), None, "expired");
+        assert_eq!(s.lookup(&a, 1_000), None, "and removed");
+        let (b, _) = s.create("bob", 2_000);
+        let (c, _) = s.create("bob", 3_000);
+        let (d, _) = s.create("carol", 4_000);
+        let (e, _) = s.create("dave", 5_000);
+        assert_eq!(s.len(), 3);
+        assert_eq!(s.lookup(&b, 5_000), None, "oldest evicted");
+        assert!(s.lookup(&c, 5_000).is_some() && s.lookup(&d, 5_000).is_some());
+        s.remove_user("dave", None);
+        assert_eq!(s.lookup(&e, 5_000), None);
+        assert!(s.remove(&c));
+        assert!(!s.remove(&c));
+        assert_ne!(b, c);
+    }
+
+    #[test]
+    fn limiter_slides_and_groups_ipv6() {
+        let l = LoginLimiter::new(2, 2);
+        let t0 = Instant::now();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(l.check(a, t0), Ok(()));
+        l.failed(a, t0);
+        l.failed(a, t0 + Duration::from_secs(10));
+        assert_eq!(l.check(a, t0 + Duration::from_secs(20)), Err(41));
+        assert_eq!(
+            l.check(a, t0 + Duration::from_secs(60)),
+            Ok(()),
+            "first failure aged out"
+        );
+        let v6a: IpAddr = "2001:db8::1".parse().unwrap();
+        let v6b: IpAddr = "2001:db8::ffff:2".parse().unwrap();
+        l.failed(v6a, t0);
+        l.failed(v6b, t0);
+        assert!(l.check(v6b, t0).is_err(), "same /64");
+        // A third client evicts the quietest.
+        l.failed("192.0.2.9".parse().unwrap(), t0 + Duration::from_secs(30));
+        assert_eq!(l.failures.lock().unwrap().len(), 2);
+        let off = LoginLimiter::new(0, 2);
+        off.failed(a, t0);
+        assert_eq!(off.check(a, t0), Ok(()));
+    }
+
+    #[test]
+    fn cookies() {
+        assert_eq!(
+            set_cookie(Some("ab"), 60, true),
+            "flower_session=ab; HttpOnly; SameSite=Strict; Path=/; Max-Age=60; Secure"
+        );
+        assert_eq!(
+            set_cookie(None, 60, false),
+            "flower_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"
+        );
+    }
+}

@@ -1,0 +1,162 @@
+//! The route table: which paths exist, which methods each takes, who may
+//! call it, and which handler answers.
+//!
+//! Checks run in a fixed order: unknown path → 404, known path with another
+//! method → 405 (with `Allow`), no credentials → 401, insufficient role →
+//! 403, then the handler's own checks (400 for parameters and bodies).
+//! `HEAD` is answered as `GET` without the body.
+
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::auth::{self, Principal};
+use super::params::{percent_decode, Query};
+use super::respond::{ApiError, Response};
+use super::wire::Request;
+use super::{admin, queries, AppState};
+
+/// Answers one request. Never fails: errors become error responses.
+pub(crate) fn handle(state: &AppState, req: &Request, now_ms: u64) -> Response {
+    route(state, req, now_ms).unwrap_or_else(ApiError::into_response)
+}
+
+/// `Content-Type` of `/metrics` (Prometheus text format 0.0.4).
+const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+const GET: &str = "GET, HEAD";
+const POST: &str = "POST";
+
+/// The methods an `/api/v1/...` path takes, or `None` if it does not exist.
+fn api_methods(path: &[&str]) -> Option<&'static str> {
+    Some(match path {
+        ["login" | "logout"] => POST,
+        ["me" | "summary" | "series" | "flows" | "top" | "matrix" | "exporters"] => GET,
+        ["networks" | "users"] => "GET, HEAD, POST",
+        ["networks", _] => "GET, HEAD, PUT, DELETE",
+        ["users", _] => "GET, HEAD, DELETE",
+        ["users", _, "password"] => "PUT",
+        _ => return None,
+    })
+}
+
+/// 405 unless `method` is in `allow`.
+fn allow(method: &str, allow: &'static str) -> Result<(), ApiError> {
+    if allow.split(", ").any(|m| m == method) {
+        Ok(())
+    } else {
+        Err(ApiError::Method { allow })
+    }
+}
+
+/// The request body as JSON of type `T`.
+///
+/// # Errors
+/// [`ApiError::Body`] for an empty body, invalid JSON, or the wrong shape
+/// (unknown fields included, where `T` denies them).
+pub(crate) fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    if req.body.is_empty() {
+        return Err(ApiError::Body("empty body: expected a JSON object".into()));
+    }
+    serde_json::from_slice(&req.body).map_err(|e| ApiError::Body(e.to_string()))
+}
+
+fn route(state: &AppState, req: &Request, now_ms: u64) -> Result<Response, ApiError> {
+    let target = req.head.target.as_str();
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let decoded: Vec<String> = path
+        .strip_prefix('/')
+        .unwrap_or(path)
+        .split('/')
+        .map(|s| percent_decode(s, false))
+        .collect::<Option<_>>()
+        .ok_or(ApiError::NotFound)?;
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
+    let method = req.head.method.as_str();
+    match segments.as_slice() {
+        ["healthz"] => {
+            allow(method, GET)?;
+            Ok(Response::json(200, &json!({"status": "ok"})))
+        }
+        ["metrics"] => {
+            allow(method, GET)?;
+            if !state.config.metrics_public {
+                auth::authenticate(state, req, now_ms)?;
+            }
+            let text = state.metrics.render(&state.store);
+            Ok(Response::new(200, PROMETHEUS, text.into_bytes()))
+        }
+        ["api", "v1", rest @ ..] => {
+            allow(method, api_methods(rest).ok_or(ApiError::NotFound)?)?;
+            if rest == ["login"] {
+                return auth::login(state, req, now_ms);
+            }
+            let who = auth::authenticate(state, req, now_ms)?;
+            let query = || Query::parse(query, now_ms);
+            api(state, req, &who, method, rest, query)
+        }
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+/// Routes an authenticated `/api/v1/...` request whose method is allowed.
+fn api(
+    state: &AppState,
+    req: &Request,
+    who: &Principal,
+    method: &str,
+    path: &[&str],
+    query: impl Fn() -> Result<Query, ApiError>,
+) -> Result<Response, ApiError> {
+    let method = if method == "HEAD" { "GET" } else { method };
+    match (method, path) {
+        (_, ["logout"]) => Ok(auth::logout(state, req, who)),
+        (_, ["me"]) => Ok(Response::json(
+            200,
+            &json!({"user": who.user, "role": who.role}),
+        )),
+        (_, ["summary"]) => queries::summary(state, &query()?),
+        (_, ["series"]) => queries::series(state, &query()?),
+        (_, ["flows"]) => queries::flows(state, &query()?),
+        (_, ["top"]) => queries::top(state, &query()?),
+        (_, ["matrix"]) => queries::matrix(state, &query()?),
+        (_, ["exporters"]) => Ok(Response::json(200, &state.metrics.exporters())),
+        ("GET", ["networks"]) => admin::list_networks(state),
+        ("POST", ["networks"]) => admin::create_network(state, req, who),
+        ("GET", ["networks", name]) => admin::get_network(state, name),
+        ("PUT", ["networks", name]) => admin::put_network(state, req, who, name),
+        ("DELETE", ["networks", name]) => admin::delete_network(state, who, name),
+        ("GET", ["users"]) => admin::list_users(state, who),
+        ("POST", ["users"]) => admin::create_user(state, req, who),
+        ("GET", ["users", name]) => admin::get_user(state, who, name),
+        ("DELETE", ["users", name]) => admin::delete_user(state, who, name),
+        (_, ["users", name, "password"]) => admin::set_password(state, req, who, name),
+        // `api_methods` and this table disagree: a bug, not the client's fault.
+        _ => {
+            tracing::error!(method, ?path, "route without a handler");
+            Err(ApiError::Internal)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_table() {
+        assert_eq!(api_methods(&["summary"]), Some(GET));
+        assert_eq!(
+            api_methods(&["networks", "lan"]),
+            Some("GET, HEAD, PUT, DELETE")
+        );
+        assert_eq!(api_methods(&["users", "bob", "password"]), Some("PUT"));
+        assert_eq!(api_methods(&["summary", "x"]), None);
+        assert_eq!(api_methods(&[]), None);
+        assert!(allow("HEAD", GET).is_ok());
+        assert!(matches!(
+            allow("POST", GET),
+            Err(ApiError::Method { allow: GET })
+        ));
+        assert!(allow("get", GET).is_err(), "methods are case-sensitive");
+    }
+}
