@@ -107,6 +107,9 @@ pub(crate) struct Metrics {
     pub(crate) logins_limited: AtomicU64,
 }
 
+/// A metric family read from `T`: name, help, reader.
+type Family<T> = (&'static str, &'static str, fn(&T) -> u64);
+
 fn get(a: &AtomicU64) -> u64 {
     a.load(Ordering::Relaxed)
 }
@@ -121,7 +124,7 @@ impl Metrics {
                 out.extend(e.iter().cloned());
             }
         }
-        out.sort_by(|a, b| (a.exporter, a.source_id).cmp(&(b.exporter, b.source_id)));
+        out.sort_by_key(|e| (e.exporter, e.source_id));
         out
     }
 
@@ -141,7 +144,7 @@ impl Metrics {
                 "# HELP flower_{name} {help}\n# TYPE flower_{name} {kind}"
             );
         };
-        let per_listener: [(&str, &str, fn(&ListenerStats) -> u64); 6] = [
+        let per_listener: [Family<ListenerStats>; 6] = [
             ("datagrams_total", "UDP datagrams received.", |l| {
                 get(&l.datagrams)
             }),
@@ -180,7 +183,7 @@ impl Metrics {
             .map(|l| l.decoder.lock().map(|c| *c).unwrap_or_default())
             .collect();
         let sum = |f: fn(&Counters) -> u64| decoder.iter().map(f).sum::<u64>();
-        let decoder_counters: [(&str, &str, fn(&Counters) -> u64); 16] = [
+        let decoder_counters: [Family<Counters>; 16] = [
             (
                 "decoder_rejected_packets_total",
                 "Datagrams that are not NetFlow v9 or too short.",

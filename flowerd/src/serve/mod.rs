@@ -103,7 +103,7 @@ pub(crate) fn run(cfg: Config) -> anyhow::Result<ExitCode> {
                 .spawn(move || {
                     listener::run(
                         socket, decoder, stats, metrics, tx, pool, batch, batch_max, stop,
-                    )
+                    );
                 })?,
         );
     }
