@@ -3,6 +3,7 @@
 use core::net::IpAddr;
 
 use crate::counters::Counters;
+use crate::dataset::DataSet;
 use crate::domain::{DomainKey, DomainState, DomainStats};
 use crate::flow::RecordContext;
 use crate::managed::Managed;
@@ -14,6 +15,38 @@ use crate::template::{Template, MAX_FIELDS};
 use crate::wire::template::AnyTemplate;
 use crate::wire::{FlowSetIter, FlowSetKind, HeaderRepr, PacketHeader, TemplateRecordIter};
 use crate::{Error, Result};
+
+/// Where decoded data goes: per record or per data FlowSet.
+pub(crate) trait Visit {
+    fn set(&mut self, set: &DataSet<'_>);
+}
+
+/// Hands out every record.
+struct PerRecord<F>(F);
+
+impl<F: FnMut(&Record<'_>)> Visit for PerRecord<F> {
+    #[inline]
+    fn set(&mut self, set: &DataSet<'_>) {
+        let _ = for_each_record(
+            set.template,
+            &set.ctx,
+            set.body,
+            set.samplers,
+            set.replayed,
+            &mut self.0,
+        );
+    }
+}
+
+/// Hands out whole data FlowSets.
+struct PerSet<F>(F);
+
+impl<F: FnMut(&DataSet<'_>)> Visit for PerSet<F> {
+    #[inline]
+    fn set(&mut self, set: &DataSet<'_>) {
+        (self.0)(set);
+    }
+}
 
 /// Cache key of a template (RFC 3954 §9: "the Template ID [...] is unique
 /// per Exporter and Source ID").
@@ -159,6 +192,17 @@ pub struct Decoder<'a> {
     domains: Table<'a, DomainKey, DomainState>,
     pending: Pending<'a>,
     counters: Counters,
+    /// Slots of the last template and domain looked up. Consecutive
+    /// packets mostly come from one exporter and use one template, and
+    /// comparing a slot's key is cheaper than hashing it.
+    recent: Recent,
+}
+
+/// See `Decoder::recent`; each slot is checked against its key before use.
+#[derive(Debug, Clone, Copy, Default)]
+struct Recent {
+    template: usize,
+    domain: usize,
 }
 
 #[cfg(feature = "alloc")]
@@ -186,6 +230,7 @@ impl Decoder<'static> {
             domains,
             pending,
             counters: Counters::default(),
+            recent: Recent::default(),
         }
     }
 }
@@ -214,6 +259,7 @@ impl<'a> Decoder<'a> {
             domains,
             pending,
             counters: Counters::default(),
+            recent: Recent::default(),
         }
     }
 
@@ -287,15 +333,39 @@ impl<'a> Decoder<'a> {
     /// # Errors
     /// Only when the header itself is unusable (shorter than 20 bytes, or not
     /// version 9); counted in `rejected_packets` and `malformed`.
-    pub fn decode<F>(
-        &mut self,
-        exporter: IpAddr,
-        datagram: &[u8],
-        mut sink: F,
-    ) -> Result<PacketSummary>
+    pub fn decode<F>(&mut self, exporter: IpAddr, datagram: &[u8], sink: F) -> Result<PacketSummary>
     where
         F: FnMut(&Record<'_>),
     {
+        self.decode_with(exporter, datagram, &mut PerRecord(sink))
+    }
+
+    /// As [`Decoder::decode`], but hands out each data FlowSet (data and
+    /// options) whole, with its template: for callers that read a few fields
+    /// of every record and want to look their offsets up once per FlowSet
+    /// (see [`DataSet`]). Counting, sampler learning and the pending buffer
+    /// work exactly as with `decode`.
+    ///
+    /// # Errors
+    /// As [`Decoder::decode`].
+    pub fn decode_sets<F>(
+        &mut self,
+        exporter: IpAddr,
+        datagram: &[u8],
+        sink: F,
+    ) -> Result<PacketSummary>
+    where
+        F: FnMut(&DataSet<'_>),
+    {
+        self.decode_with(exporter, datagram, &mut PerSet(sink))
+    }
+
+    fn decode_with<V: Visit>(
+        &mut self,
+        exporter: IpAddr,
+        datagram: &[u8],
+        sink: &mut V,
+    ) -> Result<PacketSummary> {
         let packet = match PacketHeader::new_checked(datagram) {
             Ok(p) => p,
             Err(e) => {
@@ -350,20 +420,17 @@ impl<'a> Decoder<'a> {
                         )
                     };
                     for t in iter {
+                        if let Ok(wire) = &t {
+                            if self.refresh(&ctx, wire, &mut summary) {
+                                continue;
+                            }
+                        }
                         match t.and_then(|t| {
                             Template::from_wire(&t, self.config.max_fields, set.body_offset())
                                 .map(|tpl| (t, tpl))
                         }) {
                             Ok((wire, tpl)) => {
-                                self.learn(
-                                    &ctx,
-                                    dslot,
-                                    &wire,
-                                    tpl,
-                                    &mut summary,
-                                    &mut churn,
-                                    &mut sink,
-                                );
+                                self.learn(&ctx, dslot, &wire, tpl, &mut summary, &mut churn, sink);
                             }
                             Err(e) => {
                                 self.note_error(&mut summary, e);
@@ -379,7 +446,7 @@ impl<'a> Decoder<'a> {
                         source_id: header.source_id,
                         template_id: id,
                     };
-                    match self.templates.get(&key) {
+                    match self.template_slot(&key) {
                         Some(slot) => {
                             let r = self.decode_data(
                                 slot,
@@ -388,7 +455,7 @@ impl<'a> Decoder<'a> {
                                 set.body(),
                                 false,
                                 &mut summary,
-                                &mut sink,
+                                sink,
                             );
                             if let Err(e) = r {
                                 let e = Error::new(e.kind, set.body_offset() + e.offset);
@@ -416,9 +483,20 @@ impl<'a> Decoder<'a> {
         summary.first_error.get_or_insert(e);
     }
 
+    /// The slot of a cached template.
+    fn template_slot(&mut self, key: &TemplateKey) -> Option<usize> {
+        if self.templates.key(self.recent.template) == Some(key) {
+            return Some(self.recent.template);
+        }
+        let slot = self.templates.get(key)?;
+        self.recent.template = slot;
+        Some(slot)
+    }
+
     /// Finds or creates the domain's state and tracks the header.
     fn domain_slot(&mut self, key: DomainKey, header: &HeaderRepr) -> Option<usize> {
-        let slot = match self.domains.get(&key) {
+        let recent = Some(self.recent.domain).filter(|&s| self.domains.key(s) == Some(&key));
+        let slot = match recent.or_else(|| self.domains.get(&key)) {
             Some(s) => {
                 self.domains.touch(s);
                 s
@@ -431,6 +509,7 @@ impl<'a> Decoder<'a> {
                 s
             }
         };
+        self.recent.domain = slot;
         let obs = self.domains.value_mut(slot)?.observe(header);
         if obs.reordered {
             self.counters.sequence_reordered += 1;
@@ -452,9 +531,43 @@ impl<'a> Decoder<'a> {
         Some(slot)
     }
 
+    /// Exporters re-send every template periodically (RFC 3954 §7, Template
+    /// Management). When the cached template is the same, only its age
+    /// changes: this skips rebuilding and copying it. Returns false when
+    /// `wire` has to be learned (new, changed, or FlowSets may be waiting
+    /// for it).
+    fn refresh(
+        &mut self,
+        ctx: &RecordContext,
+        wire: &AnyTemplate<'_>,
+        summary: &mut PacketSummary,
+    ) -> bool {
+        if self.pending.len() != 0 {
+            return false;
+        }
+        let key = TemplateKey {
+            exporter: ctx.exporter,
+            source_id: ctx.source_id,
+            template_id: wire.template_id(),
+        };
+        let Some(slot) = self.template_slot(&key) else {
+            return false;
+        };
+        if !self.templates.value(slot).is_some_and(|t| t.same_as(wire)) {
+            return false;
+        }
+        self.templates.touch(slot);
+        match wire {
+            AnyTemplate::Template(_) => self.counters.templates += 1,
+            AnyTemplate::Options(_) => self.counters.options_templates += 1,
+        }
+        summary.templates += 1;
+        true
+    }
+
     /// Caches a template and decodes the FlowSets that waited for it.
     #[allow(clippy::too_many_arguments)]
-    fn learn<F: FnMut(&Record<'_>)>(
+    fn learn<V: Visit>(
         &mut self,
         ctx: &RecordContext,
         dslot: Option<usize>,
@@ -462,7 +575,7 @@ impl<'a> Decoder<'a> {
         tpl: Template,
         summary: &mut PacketSummary,
         churn: &mut Churn,
-        sink: &mut F,
+        sink: &mut V,
     ) {
         match wire {
             AnyTemplate::Template(_) => self.counters.templates += 1,
@@ -499,22 +612,18 @@ impl<'a> Decoder<'a> {
         pending.take(ctx, key.template_id, churn, |pctx, body| {
             counters.pending_replayed += 1;
             let samplers = dslot.and_then(|d| domains.value(d)).map(|d| &d.samplers);
-            let mut stats = (0u64, 0u64);
-            let _ = for_each_record(template, pctx, body, samplers, true, |r| {
-                if r.is_options() {
-                    stats.1 += 1;
-                    if let Some(s) = sampling::from_options(template, r.data) {
-                        learned.learn(s);
-                    }
-                } else {
-                    stats.0 += 1;
-                }
-                sink(r);
+            let (flows, options, _) = count_records(template, body, &mut learned);
+            counters.records += flows;
+            counters.options_records += options;
+            summary.records += flows as u32;
+            summary.options_records += options as u32;
+            sink.set(&DataSet {
+                template,
+                body,
+                ctx: *pctx,
+                samplers,
+                replayed: true,
             });
-            counters.records += stats.0;
-            counters.options_records += stats.1;
-            summary.records += stats.0 as u32;
-            summary.options_records += stats.1 as u32;
         });
         if let Some(d) = dslot.and_then(|d| self.domains.value_mut(d)) {
             for s in learned.iter() {
@@ -525,7 +634,7 @@ impl<'a> Decoder<'a> {
 
     /// Decodes a data FlowSet body with the template in `slot`.
     #[allow(clippy::too_many_arguments)]
-    fn decode_data<F: FnMut(&Record<'_>)>(
+    fn decode_data<V: Visit>(
         &mut self,
         slot: usize,
         dslot: Option<usize>,
@@ -533,25 +642,22 @@ impl<'a> Decoder<'a> {
         body: &[u8],
         replayed: bool,
         summary: &mut PacketSummary,
-        sink: &mut F,
+        sink: &mut V,
     ) -> Result<()> {
         let Some(template) = self.templates.value(slot) else {
             return Ok(());
         };
-        let domain = dslot.and_then(|d| self.domains.value(d));
-        let samplers = domain.map(|d| &d.samplers);
-        let (mut flows, mut options) = (0u64, 0u64);
         let mut learned = Samplers::default();
-        let result = for_each_record(template, ctx, body, samplers, replayed, |r| {
-            if r.is_options() {
-                options += 1;
-                if let Some(s) = sampling::from_options(template, r.data) {
-                    learned.learn(s);
-                }
-            } else {
-                flows += 1;
-            }
-            sink(r);
+        let (flows, options, result) = count_records(template, body, &mut learned);
+        let samplers = dslot
+            .and_then(|d| self.domains.value(d))
+            .map(|d| &d.samplers);
+        sink.set(&DataSet {
+            template,
+            body,
+            ctx: *ctx,
+            samplers,
+            replayed,
         });
         self.counters.records += flows;
         self.counters.options_records += options;
@@ -568,6 +674,53 @@ impl<'a> Decoder<'a> {
     }
 }
 
+/// Counts the records of a FlowSet body — `(data, options, first error)` —
+/// and learns samplers from options records. Fixed-length data records are
+/// counted by division.
+#[inline]
+fn count_records(
+    template: &Template,
+    body: &[u8],
+    learned: &mut Samplers,
+) -> (u64, u64, Result<()>) {
+    if !template.is_options() && !template.is_variable() {
+        let len = template.record_len();
+        return (
+            (body.len() / len.max(1)) as u64 * u64::from(len > 0),
+            0,
+            Ok(()),
+        );
+    }
+    let mut n = 0u64;
+    let mut rest = body;
+    while let Some(next) = template.split_record(rest) {
+        match next {
+            Ok((data, more)) => {
+                n += 1;
+                if template.is_options() {
+                    if let Some(s) = sampling::from_options(template, data) {
+                        learned.learn(s);
+                    }
+                }
+                rest = more;
+            }
+            Err(e) => {
+                let e = Error::new(e.kind, body.len() - rest.len() + e.offset);
+                return if template.is_options() {
+                    (0, n, Err(e))
+                } else {
+                    (n, 0, Err(e))
+                };
+            }
+        }
+    }
+    if template.is_options() {
+        (0, n, Ok(()))
+    } else {
+        (n, 0, Ok(()))
+    }
+}
+
 /// Calls `f` for each record of a data FlowSet body. Stops at padding, or at
 /// a malformed variable-length record (the error's offset is in the body).
 #[inline]
@@ -579,17 +732,22 @@ fn for_each_record<'t>(
     replayed: bool,
     mut f: impl FnMut(&Record<'t>),
 ) -> Result<()> {
+    // One Record per FlowSet; only its bytes change from record to record.
+    let mut record = Record {
+        data: &[],
+        tail: &[],
+        template,
+        ctx: *ctx,
+        samplers,
+        replayed,
+    };
     let mut rest = body;
     while let Some(next) = template.split_record(rest) {
         match next {
             Ok((data, more)) => {
-                f(&Record {
-                    data,
-                    template,
-                    ctx: *ctx,
-                    samplers,
-                    replayed,
-                });
+                record.data = data;
+                record.tail = rest;
+                f(&record);
                 rest = more;
             }
             Err(e) => {
@@ -598,4 +756,59 @@ fn for_each_record<'t>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{FieldSpecifier, FieldType, PacketBuilder};
+    use core::net::Ipv4Addr;
+
+    fn packet(seq: u32, fields: &[FieldSpecifier], record: &[u8]) -> ([u8; 128], usize) {
+        let mut buf = [0u8; 128];
+        let header = HeaderRepr {
+            sequence_number: seq,
+            sys_uptime: 1000 + seq,
+            unix_secs: 1_709_294_400,
+            ..HeaderRepr::default()
+        };
+        let mut b = PacketBuilder::new(&mut buf, header).unwrap();
+        b.template(300, fields).unwrap();
+        b.record(300, record).unwrap();
+        let len = b.finish().unwrap();
+        (buf, len)
+    }
+
+    #[test]
+    fn resent_template_refreshes_and_changed_template_replaces() {
+        let exporter = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+        let bytes_then_packets = [
+            FieldSpecifier::new(FieldType::IN_BYTES, 4),
+            FieldSpecifier::new(FieldType::IN_PKTS, 4),
+        ];
+        let packets_then_bytes = [
+            FieldSpecifier::new(FieldType::IN_PKTS, 4),
+            FieldSpecifier::new(FieldType::IN_BYTES, 4),
+        ];
+        let record = [0, 0, 5, 220, 0, 0, 0, 3];
+        let mut d = Decoder::new(Config::default());
+        let mut seen = [(0u64, 0u64); 3];
+        let sends = [
+            (0, &bytes_then_packets),
+            (1, &bytes_then_packets),
+            (2, &packets_then_bytes),
+        ];
+        for (seq, fields) in sends {
+            let (buf, len) = packet(seq, fields, &record);
+            let s = d
+                .decode(exporter, &buf[..len], |r| {
+                    seen[seq as usize] = (r.byte_count(), r.packet_count());
+                })
+                .unwrap();
+            assert_eq!((s.templates, s.records), (1, 1));
+        }
+        assert_eq!(seen, [(1500, 3), (1500, 3), (3, 1500)]);
+        assert_eq!(d.counters().templates, 3);
+        assert_eq!(d.template_count(), 1);
+    }
 }

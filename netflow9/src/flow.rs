@@ -3,7 +3,7 @@
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::layout::{role, FlowLayout};
+use crate::layout::{bit, role, FlowLayout, RecordBytes};
 use crate::sampling::Samplers;
 
 /// One flow, normalized from a data record.
@@ -154,7 +154,7 @@ fn uptime_to_unix_ms(ctx: &RecordContext, switched: u64) -> u64 {
 }
 
 #[inline]
-fn ip(l: &FlowLayout, r4: usize, r6: usize, rec: &[u8]) -> Option<IpAddr> {
+fn ip(l: &FlowLayout, r4: usize, r6: usize, rec: RecordBytes<'_>) -> Option<IpAddr> {
     if let Some(a) = l.v4(r4, rec) {
         return Some(IpAddr::V4(Ipv4Addr::from(a)));
     }
@@ -162,25 +162,32 @@ fn ip(l: &FlowLayout, r4: usize, r6: usize, rec: &[u8]) -> Option<IpAddr> {
 }
 
 impl FlowLayout {
-    #[inline]
+    // Always inlined, like `counter`: the roles are constants, so each
+    // chain folds into a few bit tests on the layout's presence mask.
+    #[inline(always)]
     fn time(
         &self,
-        rec: &[u8],
+        rec: RecordBytes<'_>,
         ctx: &RecordContext,
         ms: usize,
         us: usize,
         s: usize,
         sw: usize,
     ) -> u64 {
-        if let Some(v) = self.get(ms, rec) {
-            v
-        } else if let Some(v) = self.get(us, rec) {
-            v / 1000
-        } else if let Some(v) = self.get(s, rec) {
-            v.saturating_mul(1000)
-        } else if let Some(v) = self.get(sw, rec) {
+        // NetFlow v9 exporters mostly send switched times only: one test
+        // skips the absolute-time fields.
+        if self.has_any(bit(ms) | bit(us) | bit(s)) {
+            if let Some(v) = self.read(ms, rec) {
+                return v;
+            } else if let Some(v) = self.read(us, rec) {
+                return v / 1000;
+            } else if let Some(v) = self.read(s, rec) {
+                return v.saturating_mul(1000);
+            }
+        }
+        if let Some(v) = self.read(sw, rec) {
             uptime_to_unix_ms(ctx, v)
-        } else if let Some(v) = self.get(role::OBSERVATION_MS, rec) {
+        } else if let Some(v) = self.read(role::OBSERVATION_MS, rec) {
             v
         } else {
             u64::from(ctx.unix_secs) * 1000
@@ -189,64 +196,134 @@ impl FlowLayout {
 
     /// Counter by the fallback chain of [`Flow::bytes`]; `Some(out)` is the
     /// reverse counter when it was not used.
-    #[inline]
+    #[inline(always)]
     fn counter(
         &self,
-        rec: &[u8],
+        rec: RecordBytes<'_>,
         main: usize,
         perm: usize,
         init: usize,
         resp: usize,
         out: usize,
     ) -> (u64, u64) {
-        let out_v = self.get(out, rec);
-        if let Some(v) = self.get(main, rec).or_else(|| self.get(perm, rec)) {
+        let out_v = self.read(out, rec);
+        if let Some(v) = self.read(main, rec).or_else(|| self.read(perm, rec)) {
             return (v, out_v.unwrap_or(0));
         }
         if self.has(init) || self.has(resp) {
             let v = self
-                .get(init, rec)
+                .read(init, rec)
                 .unwrap_or(0)
-                .saturating_add(self.get(resp, rec).unwrap_or(0));
+                .saturating_add(self.read(resp, rec).unwrap_or(0));
             return (v, out_v.unwrap_or(0));
         }
         (out_v.unwrap_or(0), 0)
+    }
+
+    /// [`Flow::src_addr`] alone.
+    #[inline]
+    pub(crate) fn src_addr(&self, rec: RecordBytes<'_>) -> IpAddr {
+        ip(self, role::SRC4, role::SRC6, rec).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    }
+
+    /// [`Flow::dst_addr`] alone.
+    #[inline]
+    pub(crate) fn dst_addr(&self, rec: RecordBytes<'_>) -> IpAddr {
+        ip(self, role::DST4, role::DST6, rec).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    }
+
+    /// [`Flow::bytes`] alone.
+    #[inline]
+    pub(crate) fn byte_count(&self, rec: RecordBytes<'_>) -> u64 {
+        self.counter(
+            rec,
+            role::IN_BYTES,
+            role::PERM_BYTES,
+            role::INIT_OCTETS,
+            role::RESP_OCTETS,
+            role::OUT_BYTES,
+        )
+        .0
+    }
+
+    /// [`Flow::packets`] alone.
+    #[inline]
+    pub(crate) fn packet_count(&self, rec: RecordBytes<'_>) -> u64 {
+        self.counter(
+            rec,
+            role::IN_PKTS,
+            role::PERM_PKTS,
+            role::INIT_PKTS,
+            role::RESP_PKTS,
+            role::OUT_PKTS,
+        )
+        .0
     }
 
     /// Builds the flow of one record. `samplers` resolves a sampler id.
     #[inline]
     pub(crate) fn flow(
         &self,
-        rec: &[u8],
+        rec: RecordBytes<'_>,
         ctx: &RecordContext,
         template_id: u16,
         samplers: Option<&Samplers>,
     ) -> Flow {
-        let unspecified = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
-        let protocol = self.get(role::PROTOCOL, rec).unwrap_or(0) as u8;
-        let mut src_port = self.get(role::SRC_PORT, rec).unwrap_or(0) as u16;
-        let mut dst_port = self.get(role::DST_PORT, rec).unwrap_or(0) as u16;
-        if protocol == 1 || protocol == 58 {
+        // Filled one value at a time, straight into the result: fewer values
+        // live at once, so fewer spills in this long function.
+        let mut f = Flow {
+            exporter: ctx.exporter,
+            source_id: ctx.source_id,
+            template_id,
+            ..Flow::default()
+        };
+        if let Some(a) = ip(self, role::SRC4, role::SRC6, rec) {
+            f.src_addr = a;
+        }
+        if let Some(a) = ip(self, role::DST4, role::DST6, rec) {
+            f.dst_addr = a;
+        }
+        f.protocol = self.read(role::PROTOCOL, rec).unwrap_or(0) as u8;
+        f.src_port = self.read(role::SRC_PORT, rec).unwrap_or(0) as u16;
+        f.dst_port = self.read(role::DST_PORT, rec).unwrap_or(0) as u16;
+        if f.protocol == 1 || f.protocol == 58 {
             // nfdump and tshark convention: type × 256 + code in the
             // destination port, source port 0.
             let icmp = self
-                .get(role::ICMP_TYPE, rec)
-                .or_else(|| self.get(role::ICMP_TYPE_CODE6, rec))
+                .read(role::ICMP_TYPE, rec)
+                .or_else(|| self.read(role::ICMP_TYPE_CODE6, rec))
                 .or_else(|| {
                     let t = self
-                        .get(role::ICMP_TYPE4, rec)
-                        .or_else(|| self.get(role::ICMP_TYPE6, rec))?;
+                        .read(role::ICMP_TYPE4, rec)
+                        .or_else(|| self.read(role::ICMP_TYPE6, rec))?;
                     let c = self
-                        .get(role::ICMP_CODE4, rec)
-                        .or_else(|| self.get(role::ICMP_CODE6, rec));
+                        .read(role::ICMP_CODE4, rec)
+                        .or_else(|| self.read(role::ICMP_CODE6, rec));
                     Some((t << 8) | c.unwrap_or(0))
                 });
             if let Some(v) = icmp {
-                dst_port = v as u16;
+                f.dst_port = v as u16;
             }
-            src_port = 0;
+            f.src_port = 0;
         }
-        let (bytes, out_bytes) = self.counter(
+        f.tcp_flags = self.read(role::TCP_FLAGS, rec).unwrap_or(0) as u8;
+        f.tos = self.read(role::TOS, rec).unwrap_or(0) as u8;
+        f.input_if = self.read(role::INPUT_IF, rec).unwrap_or(0) as u32;
+        f.output_if = self.read(role::OUTPUT_IF, rec).unwrap_or(0) as u32;
+        f.src_as = self.read(role::SRC_AS, rec).unwrap_or(0) as u32;
+        f.dst_as = self.read(role::DST_AS, rec).unwrap_or(0) as u32;
+        f.src_mask = self
+            .read(role::SRC_MASK, rec)
+            .or_else(|| self.read(role::SRC_MASK6, rec))
+            .unwrap_or(0) as u8;
+        f.dst_mask = self
+            .read(role::DST_MASK, rec)
+            .or_else(|| self.read(role::DST_MASK6, rec))
+            .unwrap_or(0) as u8;
+        f.next_hop = ip(self, role::NEXT_HOP4, role::NEXT_HOP6, rec);
+        f.bgp_next_hop = ip(self, role::BGP_NEXT_HOP4, role::BGP_NEXT_HOP6, rec);
+        f.direction = self.read(role::DIRECTION, rec).map(|d| d as u8);
+        (f.bytes, f.out_bytes) = self.counter(
             rec,
             role::IN_BYTES,
             role::PERM_BYTES,
@@ -254,7 +331,7 @@ impl FlowLayout {
             role::RESP_OCTETS,
             role::OUT_BYTES,
         );
-        let (packets, out_packets) = self.counter(
+        (f.packets, f.out_packets) = self.counter(
             rec,
             role::IN_PKTS,
             role::PERM_PKTS,
@@ -262,65 +339,42 @@ impl FlowLayout {
             role::RESP_PKTS,
             role::OUT_PKTS,
         );
-        Flow {
-            exporter: ctx.exporter,
-            source_id: ctx.source_id,
-            template_id,
-            src_addr: ip(self, role::SRC4, role::SRC6, rec).unwrap_or(unspecified),
-            dst_addr: ip(self, role::DST4, role::DST6, rec).unwrap_or(unspecified),
-            src_port,
-            dst_port,
-            protocol,
-            tcp_flags: self.get(role::TCP_FLAGS, rec).unwrap_or(0) as u8,
-            tos: self.get(role::TOS, rec).unwrap_or(0) as u8,
-            input_if: self.get(role::INPUT_IF, rec).unwrap_or(0) as u32,
-            output_if: self.get(role::OUTPUT_IF, rec).unwrap_or(0) as u32,
-            src_as: self.get(role::SRC_AS, rec).unwrap_or(0) as u32,
-            dst_as: self.get(role::DST_AS, rec).unwrap_or(0) as u32,
-            src_mask: self
-                .get(role::SRC_MASK, rec)
-                .or_else(|| self.get(role::SRC_MASK6, rec))
-                .unwrap_or(0) as u8,
-            dst_mask: self
-                .get(role::DST_MASK, rec)
-                .or_else(|| self.get(role::DST_MASK6, rec))
-                .unwrap_or(0) as u8,
-            next_hop: ip(self, role::NEXT_HOP4, role::NEXT_HOP6, rec),
-            bgp_next_hop: ip(self, role::BGP_NEXT_HOP4, role::BGP_NEXT_HOP6, rec),
-            direction: self.get(role::DIRECTION, rec).map(|d| d as u8),
-            bytes,
-            packets,
-            out_bytes,
-            out_packets,
-            first_ms: self.time(
-                rec,
-                ctx,
-                role::START_MS,
-                role::START_US,
-                role::START_S,
-                role::FIRST_SWITCHED,
-            ),
-            last_ms: self.time(
-                rec,
-                ctx,
-                role::END_MS,
-                role::END_US,
-                role::END_S,
-                role::LAST_SWITCHED,
-            ),
-            sampling_interval: self.sampling(rec, samplers),
-        }
+        f.first_ms = self.time(
+            rec,
+            ctx,
+            role::START_MS,
+            role::START_US,
+            role::START_S,
+            role::FIRST_SWITCHED,
+        );
+        f.last_ms = self.time(
+            rec,
+            ctx,
+            role::END_MS,
+            role::END_US,
+            role::END_S,
+            role::LAST_SWITCHED,
+        );
+        f.sampling_interval = self.sampling(rec, samplers);
+        f
     }
 
     #[inline]
-    fn sampling(&self, rec: &[u8], samplers: Option<&Samplers>) -> u32 {
-        if let Some(i) = crate::sampling::interval_in(self, rec) {
-            return i;
+    fn sampling(&self, rec: RecordBytes<'_>, samplers: Option<&Samplers>) -> u32 {
+        const IN_RECORD: u64 = bit(role::SAMPLING_INTERVAL)
+            | bit(role::RANDOM_INTERVAL)
+            | bit(role::SAMPLING_PKT_INTERVAL);
+        if self.has_any(IN_RECORD) {
+            if let Some(i) = crate::sampling::interval_in(self, rec.data) {
+                return i;
+            }
         }
-        let Some(samplers) = samplers else { return 1 };
+        let Some(samplers) = samplers.filter(|s| s.iter().next().is_some()) else {
+            return 1;
+        };
         let id = self
-            .get(role::SAMPLER_ID, rec)
-            .or_else(|| self.get(role::SELECTOR_ID, rec));
+            .read(role::SAMPLER_ID, rec)
+            .or_else(|| self.read(role::SELECTOR_ID, rec));
         samplers.interval(id).unwrap_or(1)
     }
 }
@@ -372,7 +426,7 @@ mod tests {
             .into_iter(),
         );
         let rec = [1, 8, 0, 0, 99, 0, 0, 0, 69, 0, 0, 0x37, 0x62, 0, 0, 0, 7];
-        let f = l.flow(&rec, &ctx(), 300, None);
+        let f = l.flow(RecordBytes::alone(&rec), &ctx(), 300, None);
         assert_eq!((f.src_port, f.dst_port), (0, 2048));
         assert_eq!(f.bytes, 69 + 14178);
         assert_eq!(f.out_bytes, 7);

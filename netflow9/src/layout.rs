@@ -132,22 +132,81 @@ fn role_of(field_type: u16, len: u16) -> Option<usize> {
     ok.then_some(r)
 }
 
-/// Offset and length of one value in a record; length 0 means absent.
+/// The bit of `role` in a mask of roles, for [`FlowLayout::has_any`].
+pub(crate) const fn bit(role: usize) -> u64 {
+    1 << role
+}
+
+/// A record's bytes, and the bytes from its start to the end of its
+/// FlowSet (`data` is a prefix of `tail`). Values are read in 8-byte
+/// windows starting at the value, which may run past the record into what
+/// follows it; so when `tail` is longer than `data`, `data` must hold every
+/// value of the layout it is read with (true of a template's records, and
+/// of a layout computed for the record itself).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecordBytes<'a> {
+    pub(crate) data: &'a [u8],
+    pub(crate) tail: &'a [u8],
+}
+
+impl<'a> RecordBytes<'a> {
+    /// A record with nothing known after it.
+    pub(crate) fn alone(data: &'a [u8]) -> Self {
+        RecordBytes { data, tail: data }
+    }
+}
+
+/// Where one value is in a record: `len` bytes at `off`. A value of up to 8
+/// bytes is read as the 8 bytes at `off`, big-endian, shifted right by
+/// `shr` bits: one load and one shift whatever its length, with no branch
+/// on the length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Loc {
     off: u16,
-    len: u16,
+    len: u8,
+    shr: u8,
+}
+
+impl Loc {
+    fn new(off: u16, len: u16) -> Loc {
+        Loc {
+            off,
+            len: len as u8, // at most 16 (`role_of`)
+            shr: if len <= 8 { (64 - 8 * len) as u8 } else { 0 },
+        }
+    }
+
+    /// The value alone, when fewer than 8 bytes follow its start: the last
+    /// bytes of a FlowSet, or a record built by `Record::new`. Out of line,
+    /// to keep the hot path of [`FlowLayout::read`] small.
+    #[cold]
+    #[inline(never)]
+    fn read_alone(self, data: &[u8]) -> Option<u64> {
+        let off = usize::from(self.off);
+        data.get(off..off + usize::from(self.len)).map(read_uint)
+    }
 }
 
 /// Locations of every normalized value in a record of one template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FlowLayout {
     locs: [Loc; role::COUNT],
+    /// Bit `r` is set when role `r` has a location. Testing a bit of one
+    /// word makes the fallback chains of [`crate::Flow`] nearly free when
+    /// the fields they try first are absent.
+    present: u64,
 }
+
+const _: () = assert!(role::COUNT <= 64, "roles must fit FlowLayout::present");
 
 impl FlowLayout {
     pub(crate) const EMPTY: FlowLayout = FlowLayout {
-        locs: [Loc { off: 0, len: 0 }; role::COUNT],
+        locs: [Loc {
+            off: 0,
+            len: 0,
+            shr: 0,
+        }; role::COUNT],
+        present: 0,
     };
 
     /// From `(field type, offset, length)` of each field; the first field of
@@ -155,46 +214,64 @@ impl FlowLayout {
     pub(crate) fn build(fields: impl Iterator<Item = (u16, u16, u16)>) -> FlowLayout {
         let mut l = FlowLayout::EMPTY;
         for (ty, off, len) in fields {
-            if let Some(loc) = role_of(ty, len).and_then(|r| l.locs.get_mut(r)) {
-                if loc.len == 0 {
-                    *loc = Loc { off, len };
+            let Some(r) = role_of(ty, len) else { continue };
+            if !l.has(r) {
+                if let Some(loc) = l.locs.get_mut(r) {
+                    *loc = Loc::new(off, len);
+                    l.present |= 1 << r;
                 }
             }
         }
         l
     }
 
+    /// True if the template has any of the roles in `mask` (see [`bit`]).
+    #[inline]
+    pub(crate) fn has_any(&self, mask: u64) -> bool {
+        self.present & mask != 0
+    }
+
     #[inline]
     pub(crate) fn has(&self, role: usize) -> bool {
-        self.locs.get(role).is_some_and(|l| l.len != 0)
+        // `role` is a constant at every call site: one bit test.
+        role < 64 && self.present & (1 << role) != 0
     }
 
+    /// The unsigned value of `role`, if the template has it (and the record
+    /// holds it).
     #[inline]
-    fn bytes<'a>(&self, role: usize, rec: &'a [u8]) -> Option<&'a [u8]> {
-        let l = self.locs.get(role)?;
-        if l.len == 0 {
+    pub(crate) fn read(&self, role: usize, rec: RecordBytes<'_>) -> Option<u64> {
+        if !self.has(role) {
             return None;
         }
-        let start = usize::from(l.off);
-        rec.get(start..start + usize::from(l.len))
+        let l = self.locs.get(role)?;
+        let off = usize::from(l.off);
+        if let Some(w) = rec.tail.get(off..off + 8) {
+            return Some(u64::from_be_bytes(w.try_into().ok()?) >> l.shr);
+        }
+        l.read_alone(rec.data)
     }
 
-    /// The unsigned value of `role`, if the template has it.
+    /// [`FlowLayout::read`] of a record alone.
     #[inline]
     pub(crate) fn get(&self, role: usize, rec: &[u8]) -> Option<u64> {
-        self.bytes(role, rec).map(read_uint)
+        self.read(role, RecordBytes::alone(rec))
     }
 
     /// The 4 bytes of an IPv4 role.
     #[inline]
-    pub(crate) fn v4(&self, role: usize, rec: &[u8]) -> Option<[u8; 4]> {
-        self.bytes(role, rec).and_then(|b| b.try_into().ok())
+    pub(crate) fn v4(&self, role: usize, rec: RecordBytes<'_>) -> Option<[u8; 4]> {
+        self.read(role, rec).map(|v| (v as u32).to_be_bytes())
     }
 
     /// The 16 bytes of an IPv6 role.
     #[inline]
-    pub(crate) fn v6(&self, role: usize, rec: &[u8]) -> Option<[u8; 16]> {
-        self.bytes(role, rec).and_then(|b| b.try_into().ok())
+    pub(crate) fn v6(&self, role: usize, rec: RecordBytes<'_>) -> Option<[u8; 16]> {
+        if !self.has(role) {
+            return None;
+        }
+        let off = usize::from(self.locs.get(role)?.off);
+        rec.data.get(off..off + 16)?.try_into().ok()
     }
 }
 
@@ -206,9 +283,65 @@ mod tests {
     fn first_field_of_a_role_wins_and_lengths_are_checked() {
         let l = FlowLayout::build([(8, 0, 4), (8, 4, 4), (27, 8, 4), (1, 12, 8)].into_iter());
         let rec = [1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9];
-        assert_eq!(l.v4(role::SRC4, &rec), Some([1, 2, 3, 4]));
+        assert_eq!(
+            l.v4(role::SRC4, RecordBytes::alone(&rec)),
+            Some([1, 2, 3, 4])
+        );
         assert!(!l.has(role::SRC6), "IPv6 address of 4 bytes ignored");
         assert_eq!(l.get(role::IN_BYTES, &rec), Some(9));
         assert_eq!(l.get(role::IN_PKTS, &rec), None);
+    }
+
+    #[test]
+    fn windows_read_any_length_anywhere_and_short_records_fall_back() {
+        // 1, 3, 2, 8, 5 and 1 bytes back to back: at the start, across
+        // 8-byte boundaries, and in the last bytes of a 20-byte record.
+        let fields = [
+            (1, 0, 1),
+            (2, 1, 3),
+            (10, 4, 2),
+            (14, 6, 8),
+            (16, 14, 5),
+            (17, 19, 1),
+        ];
+        let l = FlowLayout::build(fields.into_iter());
+        let rec: [u8; 20] = core::array::from_fn(|i| i as u8 + 1);
+        let roles = [
+            role::IN_BYTES,
+            role::IN_PKTS,
+            role::INPUT_IF,
+            role::OUTPUT_IF,
+            role::SRC_AS,
+            role::DST_AS,
+        ];
+        for (r, (_, off, len)) in roles.into_iter().zip(fields) {
+            let (off, len) = (usize::from(off), usize::from(len));
+            assert_eq!(l.get(r, &rec), Some(read_uint(&rec[off..off + len])));
+        }
+        assert_eq!(l.get(role::OUTPUT_IF, &rec), Some(0x0708_090a_0b0c_0d0e));
+
+        // Windows run on into the rest of the FlowSet; only the value counts.
+        let in_flowset = RecordBytes {
+            data: &rec[..14],
+            tail: &rec,
+        };
+        assert_eq!(l.read(role::INPUT_IF, in_flowset), Some(0x0506));
+        assert_eq!(
+            l.read(role::OUTPUT_IF, in_flowset),
+            Some(0x0708_090a_0b0c_0d0e)
+        );
+
+        // A record cut short (`Record::new` with too few bytes): values
+        // still inside are read alone, the others are absent.
+        let cut = &rec[..10];
+        assert_eq!(l.get(role::IN_BYTES, cut), Some(1));
+        assert_eq!(l.get(role::INPUT_IF, cut), Some(0x0506));
+        assert_eq!(l.get(role::OUTPUT_IF, cut), None);
+        assert_eq!(l.get(role::DST_AS, cut), None);
+
+        // Records shorter than a window.
+        let tiny = FlowLayout::build([(4, 0, 1), (1, 1, 2)].into_iter());
+        assert_eq!(tiny.get(role::PROTOCOL, &[6, 0, 99]), Some(6));
+        assert_eq!(tiny.get(role::IN_BYTES, &[6, 0, 99]), Some(99));
     }
 }

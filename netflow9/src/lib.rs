@@ -62,6 +62,9 @@
 //! [RFC 3954]: https://www.rfc-editor.org/rfc/rfc3954
 
 #![no_std]
+// The workspace only denies unsafe code, so that the allocation-counting
+// test allocator can exist; the library itself forbids it.
+#![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 #[cfg(feature = "alloc")]
@@ -70,6 +73,7 @@ extern crate alloc;
 extern crate std;
 
 mod counters;
+mod dataset;
 mod decoder;
 mod domain;
 mod emit;
@@ -86,6 +90,7 @@ mod template;
 pub mod wire;
 
 pub use counters::Counters;
+pub use dataset::{DataSet, RecordBytes};
 pub use decoder::{
     empty_domain_slot, empty_template_slot, Config, Decoder, DomainSlot, PacketSummary, Storage,
     TemplateKey, TemplateSlot,

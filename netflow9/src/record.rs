@@ -1,7 +1,10 @@
 //! A decoded data or options record, borrowed from the datagram.
 
+use core::net::IpAddr;
+
 use crate::field::{FieldType, ScopeType};
 use crate::flow::{Flow, RecordContext};
+use crate::layout::{FlowLayout, RecordBytes};
 use crate::sampling::Samplers;
 use crate::template::Template;
 use crate::wire::{FieldSpecifier, Value};
@@ -13,6 +16,8 @@ use crate::wire::{FieldSpecifier, Value};
 #[derive(Debug, Clone, Copy)]
 pub struct Record<'a> {
     pub(crate) data: &'a [u8],
+    /// `data` and what follows it in its FlowSet, for windowed reads.
+    pub(crate) tail: &'a [u8],
     pub(crate) template: &'a Template,
     pub(crate) ctx: RecordContext,
     pub(crate) samplers: Option<&'a Samplers>,
@@ -46,6 +51,7 @@ impl<'a> Record<'a> {
     pub fn new(template: &'a Template, data: &'a [u8], ctx: RecordContext) -> Self {
         Record {
             data,
+            tail: data,
             template,
             ctx,
             samplers: None,
@@ -120,12 +126,161 @@ impl<'a> Record<'a> {
     /// The normalized flow. For options records most values are zero.
     #[inline]
     pub fn flow(&self) -> Flow {
-        let layout = self.template.layout_for(self.data);
-        layout.flow(
-            self.data,
-            &self.ctx,
-            self.template.template_id(),
-            self.samplers,
-        )
+        let t = self.template;
+        self.with_layout(|l, rec| l.flow(rec, &self.ctx, t.template_id(), self.samplers))
+    }
+
+    /// [`Flow::src_addr`], without normalizing the rest of the record.
+    ///
+    /// This and [`Record::dst_addr`], [`Record::byte_count`] and
+    /// [`Record::packet_count`] are for hot loops that need only these
+    /// values (top talkers, traffic matrices): each is a few loads at
+    /// offsets the template computed once. For records of variable-length
+    /// templates each call walks the record; call [`Record::flow`] once
+    /// instead.
+    ///
+    /// ```
+    /// # use netflow9::{FieldSpecifier, FieldType, Record, RecordContext, Template};
+    /// let t = Template::new(256, &[
+    ///     FieldSpecifier::new(FieldType::IPV4_SRC_ADDR, 4),
+    ///     FieldSpecifier::new(FieldType::IN_PKTS, 4),
+    ///     FieldSpecifier::new(FieldType::IN_BYTES, 8),
+    /// ]).unwrap();
+    /// # let ctx = RecordContext { exporter: [192, 0, 2, 1].into(), source_id: 0,
+    /// #     sys_uptime: 0, unix_secs: 0, sequence_number: 0 };
+    /// let r = Record::new(&t, &[10, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 80], ctx);
+    /// assert_eq!(r.src_addr().to_string(), "10.0.0.1");
+    /// assert_eq!(r.dst_addr().to_string(), "0.0.0.0"); // not in the template
+    /// assert_eq!((r.byte_count(), r.packet_count()), (80, 2));
+    /// assert_eq!(r.byte_count(), r.flow().bytes);
+    /// ```
+    #[inline]
+    pub fn src_addr(&self) -> IpAddr {
+        self.with_layout(FlowLayout::src_addr)
+    }
+
+    /// [`Flow::dst_addr`], without normalizing the rest (see [`Record::src_addr`]).
+    #[inline]
+    pub fn dst_addr(&self) -> IpAddr {
+        self.with_layout(FlowLayout::dst_addr)
+    }
+
+    /// [`Flow::bytes`], without normalizing the rest (see [`Record::src_addr`]).
+    #[inline]
+    pub fn byte_count(&self) -> u64 {
+        self.with_layout(FlowLayout::byte_count)
+    }
+
+    /// [`Flow::packets`], without normalizing the rest (see [`Record::src_addr`]).
+    #[inline]
+    pub fn packet_count(&self) -> u64 {
+        self.with_layout(FlowLayout::packet_count)
+    }
+
+    /// Runs `f` with the record's flow layout (the template's own for fixed
+    /// templates, no copy; or one computed for this record) and bytes.
+    #[inline]
+    fn with_layout<R>(&self, f: impl FnOnce(&FlowLayout, RecordBytes<'a>) -> R) -> R {
+        let walked;
+        let layout = if self.template.is_variable() {
+            walked = self.template.layout_for(self.data);
+            &walked
+        } else {
+            &self.template.layout
+        };
+        let rec = RecordBytes {
+            data: self.data,
+            tail: self.tail,
+        };
+        f(layout, rec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::VARIABLE_LENGTH;
+    use core::net::Ipv6Addr;
+
+    fn ctx() -> RecordContext {
+        RecordContext {
+            exporter: [192, 0, 2, 1].into(),
+            source_id: 0,
+            sys_uptime: 0,
+            unix_secs: 0,
+            sequence_number: 0,
+        }
+    }
+
+    fn f(t: FieldType, len: u16) -> FieldSpecifier {
+        FieldSpecifier::new(t, len)
+    }
+
+    /// The accessors agree with `flow()` whatever the template looks like.
+    fn agree(fields: &[FieldSpecifier], data: &[u8]) -> (IpAddr, IpAddr, u64, u64) {
+        let t = Template::new(300, fields).unwrap();
+        let r = Record::new(&t, data, ctx());
+        let flow = r.flow();
+        let got = (r.src_addr(), r.dst_addr(), r.byte_count(), r.packet_count());
+        assert_eq!(
+            got,
+            (flow.src_addr, flow.dst_addr, flow.bytes, flow.packets)
+        );
+        got
+    }
+
+    #[test]
+    fn accessors_match_the_flow() {
+        let v4 = agree(
+            &[
+                f(FieldType::IPV4_SRC_ADDR, 4),
+                f(FieldType::IPV4_DST_ADDR, 4),
+                f(FieldType::IN_PKTS, 2),
+                f(FieldType::IN_BYTES, 8),
+            ],
+            &[10, 0, 0, 1, 192, 0, 2, 9, 0, 3, 0, 0, 0, 0, 0, 0, 1, 0],
+        );
+        assert_eq!(v4.0, IpAddr::from([10, 0, 0, 1]));
+        assert_eq!(v4.1, IpAddr::from([192, 0, 2, 9]));
+        assert_eq!((v4.2, v4.3), (256, 3));
+
+        let mut v6 = [0u8; 36];
+        v6[0] = 0x20;
+        v6[15] = 1;
+        v6[16] = 0x20;
+        v6[31] = 2;
+        v6[35] = 7;
+        let got = agree(
+            &[
+                f(FieldType::IPV6_SRC_ADDR, 16),
+                f(FieldType::IPV6_DST_ADDR, 16),
+                f(FieldType::OUT_PKTS, 4),
+            ],
+            &v6,
+        );
+        let a6 = |last| IpAddr::from(Ipv6Addr::new(0x2000, 0, 0, 0, 0, 0, 0, last));
+        assert_eq!((got.0, got.1), (a6(1), a6(2)));
+        assert_eq!(
+            (got.2, got.3),
+            (0, 7),
+            "OUT_PKTS when nothing else counts packets"
+        );
+
+        // NSEL initiator + responder octets; no addresses at all.
+        let nsel = agree(
+            &[f(FieldType(231), 4), f(FieldType(232), 4)],
+            &[0, 0, 0, 40, 0, 0, 0, 2],
+        );
+        assert_eq!((nsel.0, nsel.2), (IpAddr::from([0, 0, 0, 0]), 42));
+
+        // A variable-length field before the counters: offsets per record.
+        let var = agree(
+            &[
+                f(FieldType::IF_NAME, VARIABLE_LENGTH),
+                f(FieldType::IN_BYTES, 4),
+            ],
+            &[3, b'e', b't', b'h', 0, 0, 5, 220],
+        );
+        assert_eq!(var.2, 1500);
     }
 }

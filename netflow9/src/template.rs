@@ -269,12 +269,30 @@ impl Template {
             } else {
                 (0, usize::from(s.length))
             };
-            pos += prefix + n;
-            if pos > data.len() {
+            if pos + prefix + n > data.len() {
+                // Report the field that overruns, not where it would end
+                // (which can be past the datagram).
                 return Some(Err(Error::new(ErrorKind::VariableLength, pos)));
             }
+            pos += prefix + n;
         }
         Some(Ok(data.split_at(pos)))
+    }
+
+    /// True if `wire` defines exactly this template: same kind, ID, scope
+    /// and fields, so re-learning it would change nothing.
+    pub(crate) fn same_as(&self, wire: &AnyTemplate<'_>) -> bool {
+        if self.template_id != wire.template_id() {
+            return false;
+        }
+        match wire {
+            AnyTemplate::Template(t) => !self.options && self.fields().eq(t.fields()),
+            AnyTemplate::Options(t) => {
+                self.options
+                    && self.scope_count() == t.scope_fields().len()
+                    && self.fields().eq(t.scope_fields().chain(t.option_fields()))
+            }
+        }
     }
 
     /// Walks a record's fields: `(index, slot, value bytes)`.

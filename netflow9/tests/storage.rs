@@ -40,3 +40,31 @@ fn borrowed_storage_decodes_the_corpus_like_owned_storage() {
     assert_eq!(borrowed.counters(), owned.counters());
     assert_eq!(borrowed.counters().records, 1804 * 2 + 1808);
 }
+
+#[test]
+fn decode_sets_sees_the_same_records_as_decode() {
+    let mut a = Decoder::new(Config::default());
+    let mut b = Decoder::new(Config::default());
+    for name in [
+        "softflowd-v9",
+        "softflowd-v9-ether-ipv6",
+        "pmacct-v9",
+        "nfreplay-v9",
+    ] {
+        for (src, p) in udp_payloads(&data(&format!("exports/{name}.pcap"))) {
+            let (mut per_record, mut per_set) = (Vec::new(), Vec::new());
+            let ra = a.decode(src, &p, |r| per_record.push((r.bytes().to_vec(), r.flow())));
+            let rb = b.decode_sets(src, &p, |set| {
+                let n = set.record_bytes().count();
+                assert_eq!(n, set.records().count());
+                for (bytes, r) in set.record_bytes().zip(set.records()) {
+                    assert_eq!(bytes, r.bytes());
+                    per_set.push((bytes.to_vec(), r.flow()));
+                }
+            });
+            assert_eq!(ra, rb);
+            assert_eq!(per_record, per_set);
+        }
+    }
+    assert_eq!(a.counters(), b.counters());
+}
