@@ -15,6 +15,10 @@
 //!   template until the template comes, and hands every record to a closure
 //!   as a borrowed [`Record`], from which [`Record::flow`] builds a
 //!   normalized, `Copy` [`Flow`]. It never allocates after construction.
+//!   [`Decoder::decode_sets`] hands out whole data FlowSets ([`DataSet`])
+//!   instead, for callers that read a few fields of every record: look the
+//!   offsets up once per FlowSet ([`Template::offset_of`]), then slice each
+//!   record — as fast as a hand-written loop, with every length validated.
 //! - [`wire`] has the lazy views ([`wire::PacketHeader`], [`wire::FlowSetIter`],
 //!   [`wire::TemplateRecordIter`]) and `Copy` reprs ([`HeaderRepr`]) for tools
 //!   that want the structure itself; [`PacketBuilder`] emits packets.
