@@ -165,3 +165,65 @@ fn corrupt_values_and_future_formats_are_typed_errors() {
     );
     assert!(e.to_string().contains("format version 99"));
 }
+
+/// Found by the `store_block` fuzz target: a corrupt rollup blob whose
+/// counters add up past `u64::MAX` (they saturate instead of overflowing).
+#[cfg(test)]
+#[test]
+fn corrupt_rollup_counters_saturate() {
+    let blob: [u8; 92] = [
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10, 0x1d, 0x1d, 0x1d, 0x1d, 0x1d, 0x1d, 0x1d, 0x1d,
+        0x1d, 0x1d, 0x1d, 0x1d, 0x1d, 0x1d, 0x1d, 0x1d, 0x1d, 0x1d, 0x1d, 0x1d, 0x1d, 0x1d, 0x1d,
+        0x1d, 0x1d, 0x1d, 0x1d, 0x1d, 0x1d, 0x1d, 0x1d, 0x1d, 0x1d, 0x1d, 0x1d, 0x1d, 0x1d, 0x1d,
+        0x1d, 0xe8, 0xe8, 0xe8, 0xe8, 0xe8, 0x23, 0xe8, 0xe8, 0xe8, 0xe8, 0xe8, 0xe8, 0xe8, 0xe8,
+        0xe8, 0x1d, 0x1d, 0x1d, 0x1d, 0x1d, 0x31, 0x1d, 0x1d, 0x1d, 0x1d, 0x1d, 0x1d, 0xe3, 0xe2,
+        0xe2, 0xe2, 0xe2, 0xe2, 0xe2, 0xec, 0x1d, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00,
+    ];
+    // Through the store: write the blob as every rollup of a bucket, then query.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+        let mut w = store.writer().unwrap();
+        w.append(&batch(0)).unwrap();
+    }
+    {
+        // SAFETY: no other environment on this directory is open in this process.
+        #[allow(unsafe_code)]
+        let env = unsafe {
+            heed::EnvOpenOptions::new()
+                .max_dbs(16)
+                .open(dir.path())
+                .unwrap()
+        };
+        let mut txn = env.write_txn().unwrap();
+        let db: heed::Database<heed::types::Bytes, heed::types::Bytes> =
+            env.open_database(&txn, Some("rollup_1m")).unwrap().unwrap();
+        let keys: Vec<Vec<u8>> = db
+            .iter(&txn)
+            .unwrap()
+            .map(|r| r.unwrap().0.to_vec())
+            .collect();
+        assert!(!keys.is_empty());
+        for k in keys {
+            db.put(&mut txn, &k, &blob).unwrap();
+            db.put(
+                &mut txn,
+                &{
+                    let mut k2 = k.clone();
+                    k2[7] ^= 0x3c;
+                    k2
+                },
+                &blob,
+            )
+            .unwrap();
+        }
+        txn.commit().unwrap();
+        env.prepare_for_closing().wait();
+    }
+    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    match store.summary(TimeRange::all(), &Filter::parse("").unwrap()) {
+        Ok(s) => assert!(s.bytes <= u64::MAX),
+        Err(e) => assert!(matches!(e, Error::Corrupt { .. }), "{e}"),
+    }
+}
