@@ -1,9 +1,13 @@
 //! The queries behind Flower's charts, tables, top-N lists and network map.
 //!
 //! Rollup-backed answers (unfiltered series, summaries and top lists) read
-//! the coarsest tier that answers exactly; everything else scans raw blocks,
-//! skipping blocks by time range and, for address filters, by each block's
-//! Bloom filter. Every answer says which tier it used.
+//! the coarsest tier that answers exactly; the network map reads the hourly
+//! prefix-pair rollup when the networks allow it; everything else scans raw
+//! blocks, skipping blocks by time range and, for address filters, by each
+//! block's Bloom filter and then its address dictionary. A scan decodes only
+//! the column groups it needs, and aggregating scans (summaries, top lists,
+//! the map) run on [`SCAN_THREADS`] threads. Every answer but the map's says
+//! which tier it used.
 //!
 //! Time semantics, everywhere: a flow's bytes and packets are pro-rated over
 //! the minutes it spans; the flow is counted once, at its `last_ms`. A
@@ -14,14 +18,25 @@ use std::net::IpAddr;
 
 use netflow9::Flow;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use heed::RoTxn;
+
 use crate::cidr::Cidr;
-use crate::codec::block::{self, BlockHeader};
+use crate::codec::block::{self, BlockHeader, BlockReader, Columns, Groups};
 use crate::codec::keys::{addr16, BlockKey, RollupKey};
 use crate::error::{Error, Result};
 use crate::filter::Filter;
-use crate::rollup::{prorate, Agg, DimAgg, Dimension, FxMap, Group, Key};
+use crate::rollup::{Agg, DimAgg, Dimension, FlowTotals, FxMap, Group, Key, MatrixAgg, MATRIX_MS};
 use crate::store::Store;
 use crate::writer::{index_key, INDEX_DIRTY, TIER_MS};
+
+/// Threads an aggregating raw scan (summary, top list, network map) uses.
+/// Ingest stays on one thread; a query may use a second core.
+pub(crate) const SCAN_THREADS: usize = 2;
+/// Most groups a raw top list aggregates exactly (more go to "other" and
+/// the answer says it is not exact).
+const TOP_SCAN_GROUPS: usize = 1 << 21;
 
 /// A time range `[from_ms, to_ms)` in Unix milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -329,13 +344,26 @@ impl NetworkIndex {
     /// The network of `a`, or `names.len()` for "other".
     #[inline]
     pub(crate) fn lookup(&self, a: IpAddr) -> usize {
-        let v = addr16(a);
+        self.lookup16(addr16(a))
+    }
+
+    /// [`NetworkIndex::lookup`] of an [`addr16`] form.
+    #[inline]
+    pub(crate) fn lookup16(&self, v: u128) -> usize {
         for (len, map) in &self.levels {
             if let Some(&i) = map.get(&mask(v, *len)) {
                 return i;
             }
         }
         self.names.len()
+    }
+
+    /// Whether every address of a network-map rollup prefix (an IPv4
+    /// `/24`, an IPv6 `/64`) falls in the same network: no CIDR is longer.
+    fn prefixes_are_whole(&self) -> bool {
+        self.levels
+            .iter()
+            .all(|(len, _)| *len <= 64 || (96..=120).contains(len))
     }
 
     fn name(&self, i: usize) -> String {
@@ -355,34 +383,80 @@ fn mask(v: u128, len: u32) -> u128 {
     }
 }
 
-/// Reusable state for scanning raw blocks.
-struct Scan {
-    dec: block::Decoder,
-    flows: Vec<Flow>,
+/// The column groups a flow's key in `dim` is made of.
+fn groups_of(dim: Dimension) -> Groups {
+    match dim {
+        Dimension::Total => Groups::TIME,
+        Dimension::Protocol | Dimension::SrcPort | Dimension::DstPort => Groups::PORTS,
+        Dimension::SrcAddr | Dimension::DstAddr | Dimension::AddrPair => Groups::ADDRS,
+        Dimension::Exporter
+        | Dimension::InputIf
+        | Dimension::OutputIf
+        | Dimension::SrcAs
+        | Dimension::DstAs => Groups::REST,
+    }
+}
+
+/// What the raw tier holds of a time range: the block keys to visit.
+#[derive(Debug, Clone, Copy)]
+struct RawSpan {
+    from_last: u64,
+    to_last: u64,
+    lo: BlockKey,
+    hi: BlockKey,
+}
+
+/// Block-skipping hints of a filter.
+struct Hints {
+    /// Every matching flow has its src or dst in one of these.
+    cidrs: Option<Vec<Cidr>>,
+    /// All of them host routes: the Bloom filter can rule blocks out.
+    hosts: bool,
+}
+
+impl Hints {
+    fn of(filter: &Filter) -> Hints {
+        let cidrs = filter.required_addrs();
+        let hosts = cidrs.as_ref().is_some_and(|c| {
+            c.iter()
+                .all(|c| c.prefix() == if c.is_ipv4() { 32 } else { 128 })
+        });
+        Hints { cidrs, hosts }
+    }
+
+    /// False if no flow of the block can match: by time, by its Bloom
+    /// filter (host routes only) and by its address dictionary.
+    fn keep(
+        &self,
+        h: &BlockHeader<'_>,
+        span: &RawSpan,
+        r: &mut BlockReader<'_, '_>,
+    ) -> Option<bool> {
+        if h.max_last_ms < span.from_last || h.min_last_ms > span.to_last {
+            return Some(false);
+        }
+        let Some(cidrs) = &self.cidrs else {
+            return Some(true);
+        };
+        if self.hosts && !cidrs.iter().any(|c| h.may_contain(c.addr())) {
+            return Some(false);
+        }
+        r.any_addr_in(cidrs)
+    }
 }
 
 impl Store {
-    fn bucket_ms(&self) -> u64 {
-        u64::from(self.inner.cfg.bucket_secs) * 1000
-    }
-
     fn prorate_span_ms(&self) -> u64 {
         self.inner.cfg.max_prorate_buckets * TIER_MS[0]
     }
 
-    /// Calls `f` for each raw block whose flows may matter: buckets from the
-    /// one holding `from` to the one holding `to_last` (by last_ms), in
-    /// ascending or descending key order, skipping blocks by their time range
-    /// and address Bloom filter. `f` returns false to stop.
-    fn scan_blocks(
-        &self,
-        from_last: u64,
-        to_last: u64,
-        descending: bool,
-        start_after: Option<Cursor>,
-        filter: &Filter,
-        mut f: impl FnMut(BlockKey, &[Flow]) -> bool,
-    ) -> Result<()> {
+    /// The blocks of buckets from the one holding `from_last` to the one
+    /// holding `to_last` (by last_ms), clamped to the data stored; `None`
+    /// when there are none.
+    ///
+    /// # Errors
+    /// [`Error::QueryTooLarge`] past `raw_scan_max_secs`.
+    fn raw_span(&self, from_last: u64, to_last: u64) -> Result<Option<RawSpan>> {
         let cfg = &self.inner.cfg;
         // Clamp to the data actually stored, so "all time" means what exists.
         let (first, hw) = self.read(|t| {
@@ -397,7 +471,7 @@ impl Store {
         let from_last = from_last.max(first);
         let to_last = to_last.min(hw);
         if from_last > to_last {
-            return Ok(());
+            return Ok(None);
         }
         if to_last.saturating_sub(from_last) / 1000
             > cfg
@@ -409,66 +483,66 @@ impl Store {
                 limit: cfg.raw_scan_max_secs,
             });
         }
-        let hints = filter.required_addrs();
-        let bw = self.bucket_ms();
-        let lo = BlockKey {
-            bucket: from_last / bw * bw / 1000,
-            seq: 0,
+        let bw = u64::from(cfg.bucket_secs) * 1000;
+        Ok(Some(RawSpan {
+            from_last,
+            to_last,
+            lo: BlockKey {
+                bucket: from_last / bw * bw / 1000,
+                seq: 0,
+            },
+            hi: BlockKey {
+                bucket: to_last / bw * bw / 1000,
+                seq: u32::MAX,
+            },
+        }))
+    }
+
+    /// Calls `f` for each raw block whose flows may match `filter`, with
+    /// last_ms from `from_last` to `to_last`, in ascending or descending key
+    /// order, starting after `start_after`. `f` decodes what it needs and
+    /// returns false to stop.
+    fn scan_blocks(
+        &self,
+        from_last: u64,
+        to_last: u64,
+        descending: bool,
+        start_after: Option<Cursor>,
+        filter: &Filter,
+        mut f: impl FnMut(BlockKey, &mut BlockReader<'_, '_>) -> Result<bool>,
+    ) -> Result<()> {
+        let Some(span) = self.raw_span(from_last, to_last)? else {
+            return Ok(());
         };
-        let hi = BlockKey {
-            bucket: to_last / bw * bw / 1000,
-            seq: u32::MAX,
-        };
-        let mut scan = Scan {
-            dec: block::Decoder::default(),
-            flows: Vec::new(),
-        };
+        let hints = Hints::of(filter);
+        let mut dec = block::Decoder::default();
         self.read(|txn| {
             let db = &self.inner.dbs.raw;
             let mut visit = |k: BlockKey, v: &[u8]| -> Result<bool> {
-                let h = BlockHeader::parse(v)
-                    .ok_or_else(|| Error::corrupt("raw", &k.to_bytes(), "block header"))?;
-                if h.max_last_ms < from_last || h.min_last_ms > to_last {
+                let corrupt = |what| Error::corrupt("raw", &k.to_bytes(), what);
+                let h = BlockHeader::parse(v).ok_or_else(|| corrupt("block header"))?;
+                let mut r = dec.open(&h);
+                if !hints
+                    .keep(&h, &span, &mut r)
+                    .ok_or_else(|| corrupt("block"))?
+                {
                     return Ok(true);
                 }
-                if let Some(cidrs) = &hints {
-                    // Host routes can be checked against the Bloom filter.
-                    if cidrs
-                        .iter()
-                        .all(|c| c.prefix() == if c.is_ipv4() { 32 } else { 128 })
-                        && !cidrs.iter().any(|c| h.may_contain(c.addr()))
-                    {
-                        return Ok(true);
-                    }
-                }
-                scan.dec
-                    .decode(&h, &mut scan.flows)
-                    .ok_or_else(|| Error::corrupt("raw", &k.to_bytes(), "block"))?;
-                Ok(f(k, &scan.flows))
+                f(k, &mut r)
             };
+            let at = start_after.map(|c| BlockKey {
+                bucket: c.bucket,
+                seq: c.seq,
+            });
             if descending {
-                let hi = match start_after {
-                    Some(c) => BlockKey {
-                        bucket: c.bucket,
-                        seq: c.seq,
-                    },
-                    None => hi,
-                };
-                for item in db.rev_range(txn, &(lo..=hi))? {
+                for item in db.rev_range(txn, &(span.lo..=at.unwrap_or(span.hi)))? {
                     let (k, v) = item?;
                     if !visit(k, v)? {
                         break;
                     }
                 }
             } else {
-                let lo = match start_after {
-                    Some(c) => BlockKey {
-                        bucket: c.bucket,
-                        seq: c.seq,
-                    },
-                    None => lo,
-                };
-                for item in db.range(txn, &(lo..=hi))? {
+                for item in db.range(txn, &(at.unwrap_or(span.lo)..=span.hi))? {
                     let (k, v) = item?;
                     if !visit(k, v)? {
                         break;
@@ -479,30 +553,161 @@ impl Store {
         })
     }
 
-    /// Raw scan: calls `f(flow, share_in_range)` for every flow matching the
-    /// filter whose pro-rated share of `range` is non-empty.
-    fn scan_prorated(
+    /// Aggregates raw blocks on [`SCAN_THREADS`] threads: each thread
+    /// starts from `init()` and calls `visit` for the blocks it takes (in
+    /// chunks of time, so the threads share the work whatever its shape);
+    /// returns every thread's state.
+    fn scan_par<S: Send>(
+        &self,
+        from_last: u64,
+        to_last: u64,
+        filter: &Filter,
+        init: impl Fn() -> S + Sync,
+        visit: impl Fn(&mut S, &mut BlockReader<'_, '_>) -> Option<()> + Sync,
+    ) -> Result<Vec<S>> {
+        let Some(span) = self.raw_span(from_last, to_last)? else {
+            return Ok(vec![init()]);
+        };
+        let hints = Hints::of(filter);
+        // Chunks of buckets, about 64 of them.
+        let (lo, hi) = (span.lo.bucket, span.hi.bucket);
+        let step = ((hi - lo) / 64).max(u64::from(self.inner.cfg.bucket_secs));
+        let chunks = (hi - lo) / step + 1;
+        let next = AtomicUsize::new(0);
+        let work =
+            |txn: &RoTxn<'_>, state: &mut S, dec: &mut block::Decoder, c: u64| -> Result<()> {
+                let from = BlockKey {
+                    bucket: lo + c * step,
+                    seq: 0,
+                };
+                let to = BlockKey {
+                    bucket: (lo + (c + 1) * step - 1).min(hi),
+                    seq: u32::MAX,
+                };
+                for item in self.inner.dbs.raw.range(txn, &(from..=to))? {
+                    let (k, v) = item?;
+                    let corrupt = || Error::corrupt("raw", &k.to_bytes(), "block");
+                    let h = BlockHeader::parse(v).ok_or_else(corrupt)?;
+                    let mut r = dec.open(&h);
+                    if hints.keep(&h, &span, &mut r).ok_or_else(corrupt)? {
+                        visit(state, &mut r).ok_or_else(corrupt)?;
+                    }
+                }
+                Ok(())
+            };
+        let thread = || -> Result<S> {
+            let mut state = init();
+            let mut dec = block::Decoder::default();
+            loop {
+                let c = next.fetch_add(1, Ordering::Relaxed) as u64;
+                if c >= chunks {
+                    return Ok(state);
+                }
+                self.read(|txn| work(txn, &mut state, &mut dec, c))?;
+            }
+        };
+        let threads = SCAN_THREADS.clamp(1, chunks as usize);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (1..threads).map(|_| s.spawn(thread)).collect();
+            let mut out = vec![thread()?];
+            for h in handles {
+                out.push(
+                    h.join()
+                        .unwrap_or(Err(Error::InvalidQuery("scan thread panicked")))?,
+                );
+            }
+            Ok(out)
+        })
+    }
+
+    /// Raw scan of flows matching `filter`: `f(flow, share)` with each
+    /// flow's pro-rated share of `range` (at once when whole; skipped when
+    /// empty). Decodes `groups` (with time and counters) when the filter
+    /// matches everything, every field otherwise.
+    fn scan_shares<S: Send>(
         &self,
         range: TimeRange,
         filter: &Filter,
-        mut f: impl FnMut(&Flow, Agg, u64),
-    ) -> Result<()> {
-        let span = self.prorate_span_ms();
-        let max_buckets = self.inner.cfg.max_prorate_buckets;
-        let to_last = range.to_ms.saturating_add(span);
-        self.scan_blocks(range.from_ms, to_last, false, None, filter, |_, flows| {
-            for fl in flows {
-                if fl.last_ms < range.from_ms || !filter.matches(fl) {
-                    continue;
-                }
-                prorate(fl, TIER_MS[0], max_buckets, |b, share| {
-                    if b >= range.from_ms && b < range.to_ms {
-                        f(fl, share, b);
+        groups: Groups,
+        init: impl Fn() -> S + Sync,
+        f: impl Fn(&mut S, &Flow, Agg) + Sync,
+    ) -> Result<Vec<S>> {
+        let max = self.inner.cfg.max_prorate_buckets;
+        let want = if filter.is_all() {
+            groups | Groups::TIME | Groups::COUNTERS
+        } else {
+            Groups::ALL
+        };
+        let to_last = range.to_ms.saturating_add(self.prorate_span_ms());
+        self.scan_par(
+            range.from_ms,
+            to_last,
+            filter,
+            || (init(), Vec::new()),
+            |(state, flows), r| {
+                r.flows(want, flows)?;
+                for fl in flows.iter() {
+                    if fl.last_ms < range.from_ms || !filter.matches(fl) {
+                        continue;
                     }
-                });
-            }
-            true
-        })
+                    totals(fl).in_range(max, range.from_ms, range.to_ms, |a| f(state, fl, a));
+                }
+                Some(())
+            },
+        )
+        .map(|v| v.into_iter().map(|(s, _)| s).collect())
+    }
+
+    /// Raw scan of every flow (no filter) through its time, counter and
+    /// address columns: `f(state, columns, i, share)` per flow `i` with a
+    /// share of `range` (addresses are indices into the block's
+    /// dictionary), between `start(state, columns)` and `end(state,
+    /// columns)` once per block.
+    fn scan_columns<S: Send>(
+        &self,
+        range: TimeRange,
+        init: impl Fn() -> S + Sync,
+        start: impl Fn(&mut S, &Columns) + Sync,
+        f: impl Fn(&mut S, &Columns, usize, Agg) + Sync,
+        end: impl Fn(&mut S, &Columns) + Sync,
+    ) -> Result<Vec<S>> {
+        let max = self.inner.cfg.max_prorate_buckets;
+        let to_last = range.to_ms.saturating_add(self.prorate_span_ms());
+        self.scan_par(
+            range.from_ms,
+            to_last,
+            &Filter::all(),
+            || (init(), Columns::default()),
+            |(state, c), r| {
+                // Blocks past the range matter only for the long flows
+                // that started in it: look at the times first.
+                if r.header().min_first_ms >= range.to_ms {
+                    return Some(());
+                }
+                r.time_columns(c)?;
+                if !c.first_ms.iter().any(|f| *f < range.to_ms) {
+                    return Some(());
+                }
+                r.columns(c)?;
+                start(state, c);
+                for i in 0..c.last_ms.len() {
+                    if c.last_ms[i] < range.from_ms {
+                        continue;
+                    }
+                    let t = FlowTotals {
+                        first_ms: c.first_ms[i],
+                        last_ms: c.last_ms[i],
+                        bytes: c.bytes[i],
+                        packets: c.packets[i],
+                        sampling: c.sampling[i],
+                    };
+                    t.in_range(max, range.from_ms, range.to_ms, |a| f(state, c, i, a));
+                }
+                end(state, c);
+                Some(())
+            },
+        )
+        .map(|v| v.into_iter().map(|(s, _)| s).collect())
     }
 
     /// Total flows, bytes and packets in `range` matching `filter`.
@@ -521,12 +726,16 @@ impl Store {
         let mut total = Agg::default();
         let tier = if filter.is_all() && range.aligned(TIER_MS[0]) {
             // Any step that is a multiple of every tier: totals need no steps.
-            let (tier, _) = self.rollup_buckets(range, 3600, |_, dims| {
-                total.add(dims[Dimension::Total as usize].total());
+            let (tier, _) = self.rollup_buckets(range, 3600, Dimension::Total, |_, d| {
+                total.add(d.total());
             })?;
             tier
         } else {
-            self.scan_prorated(range, filter, |_, share, _| total.add(share))?;
+            for t in self.scan_shares(range, filter, Groups::TIME, Agg::default, |t, _, a| {
+                t.add(a);
+            })? {
+                total.add(t);
+            }
             Tier::Raw
         };
         Ok(Summary {
@@ -537,14 +746,16 @@ impl Store {
         })
     }
 
-    /// Reads rollups for `range` from the coarsest tier whose buckets align
-    /// with the range and `step_secs` and are all built, calling `f(bucket_ms,
-    /// dims)` per stored bucket. Returns the tier and whether groups were folded.
+    /// Reads one dimension of the rollups for `range` from the coarsest tier
+    /// whose buckets align with the range and `step_secs` and are all built,
+    /// calling `f(bucket_ms, dim)` per stored bucket. Returns the tier and
+    /// whether groups of that dimension were folded.
     fn rollup_buckets(
         &self,
         range: TimeRange,
         step_secs: u64,
-        mut f: impl FnMut(u64, &[DimAgg]),
+        dim: Dimension,
+        mut f: impl FnMut(u64, &DimAgg),
     ) -> Result<(Tier, bool)> {
         let cap = self
             .inner
@@ -573,47 +784,27 @@ impl Store {
             let first = db.first(txn)?.map(|(k, _)| k.bucket * 1000).unwrap_or(0);
             let from = range.from_ms.max(first / TIER_MS[tier] * TIER_MS[tier]);
             let to = range.to_ms.min(hw.saturating_add(1)).max(from);
-            let lo = RollupKey {
-                bucket: from / 1000,
-                dim: 0,
-            };
-            let hi = RollupKey {
-                bucket: to.saturating_sub(1) / 1000,
-                dim: u8::MAX,
-            };
-            let mut dims: Vec<DimAgg> = (0..Dimension::ALL.len())
-                .map(|_| DimAgg::default())
-                .collect();
-            let mut current = None;
             let mut folded = false;
-            let mut emit = |b: u64, dims: &mut Vec<DimAgg>| {
-                folded |= dims.iter().any(|d| d.folded > 0);
-                f(b, dims);
-                for d in dims.iter_mut() {
-                    *d = DimAgg::default();
-                }
-            };
-            for item in db.range(txn, &(lo..=hi))? {
-                let (k, v) = item?;
-                let b = k.bucket * 1000;
-                if b < range.from_ms || b >= range.to_ms {
-                    continue;
-                }
-                if current.is_some_and(|c| c != b) {
-                    emit(current.unwrap_or(0), &mut dims);
-                }
-                current = Some(b);
-                let Some(dim) = Dimension::ALL.get(usize::from(k.dim)) else {
-                    continue;
+            let mut d = DimAgg::default();
+            let mut b = from / TIER_MS[tier] * TIER_MS[tier];
+            // One key per bucket: the dimension's blob, nothing else read.
+            while b < to {
+                let key = RollupKey {
+                    bucket: b / 1000,
+                    dim: dim as u8,
                 };
-                if let Some(d) = dims.get_mut(usize::from(k.dim)) {
-                    d.decode_into(*dim, v, cap).ok_or_else(|| {
-                        Error::corrupt("rollup", &k.bucket.to_be_bytes(), "rollup blob")
-                    })?;
+                if b >= range.from_ms {
+                    if let Some(v) = db.get(txn, &key)? {
+                        d.groups.clear();
+                        (d.other, d.folded) = (Agg::default(), 0);
+                        d.decode_into(dim, v, cap).ok_or_else(|| {
+                            Error::corrupt("rollup", &key.bucket.to_be_bytes(), "rollup blob")
+                        })?;
+                        folded |= d.folded > 0;
+                        f(b, &d);
+                    }
                 }
-            }
-            if let Some(c) = current {
-                emit(c, &mut dims);
+                b += TIER_MS[tier];
             }
             Ok((Tier::from_index(tier), folded))
         })
@@ -649,7 +840,6 @@ impl Store {
         // group key → per-step values
         let mut per_group: HashMap<Group, Vec<u64>> = HashMap::new();
         let mut other = vec![0u64; steps as usize];
-        let mut totals: HashMap<Group, u64> = HashMap::new();
         let mut truncated = false;
         let add = |g: Group,
                    step: usize,
@@ -672,9 +862,8 @@ impl Store {
         };
         let tier = match (&q.by, q.filter.is_all()) {
             (GroupBy::Dim(dim), true) => {
-                let (tier, folded) = self.rollup_buckets(range, q.step_secs, |b, dims| {
+                let (tier, folded) = self.rollup_buckets(range, q.step_secs, *dim, |b, d| {
                     let step = ((b - from) / step_ms) as usize;
-                    let d = &dims[*dim as usize];
                     for (k, a) in &d.groups {
                         truncated |= add(
                             Group::from_key(*dim, *k),
@@ -696,42 +885,72 @@ impl Store {
                     GroupBy::SrcNetwork(n) | GroupBy::DstNetwork(n) => Some(NetworkIndex::new(n)),
                     GroupBy::Dim(_) => None,
                 };
-                self.scan_prorated(range, &q.filter, |fl, share, b| {
-                    let step = ((b - from) / step_ms) as usize;
-                    let g = match (by, &index) {
-                        (GroupBy::Dim(d), _) => Group::from_key(*d, d.key(fl)),
-                        (GroupBy::SrcNetwork(_), Some(ix)) => {
-                            Group::Network(ix.name(ix.lookup(fl.src_addr)))
+                let want = match by {
+                    GroupBy::Dim(d) => groups_of(*d),
+                    _ => Groups::ADDRS,
+                } | Groups::TIME
+                    | Groups::COUNTERS;
+                let want = if q.filter.is_all() { want } else { Groups::ALL };
+                let max = self.inner.cfg.max_prorate_buckets;
+                let to_last = range.to_ms.saturating_add(self.prorate_span_ms());
+                let mut flows = Vec::new();
+                self.scan_blocks(range.from_ms, to_last, false, None, &q.filter, |_, r| {
+                    r.flows(want, &mut flows)
+                        .ok_or_else(|| Error::corrupt("raw", &[], "block"))?;
+                    for fl in &flows {
+                        if fl.last_ms < range.from_ms || !q.filter.matches(fl) {
+                            continue;
                         }
-                        (_, Some(ix)) => Group::Network(ix.name(ix.lookup(fl.dst_addr))),
-                        _ => Group::Other,
-                    };
-                    truncated |= add(
-                        g,
-                        step,
-                        share.get(q.metric, q.raw),
-                        &mut per_group,
-                        &mut other,
-                    );
+                        let g = match (by, &index) {
+                            (GroupBy::Dim(d), _) => Group::from_key(*d, d.key(fl)),
+                            (GroupBy::SrcNetwork(_), Some(ix)) => {
+                                Group::Network(ix.name(ix.lookup(fl.src_addr)))
+                            }
+                            (_, Some(ix)) => Group::Network(ix.name(ix.lookup(fl.dst_addr))),
+                            _ => Group::Other,
+                        };
+                        totals(fl).prorate(TIER_MS[0], max, |b, share| {
+                            if b >= range.from_ms && b < range.to_ms {
+                                let step = ((b - from) / step_ms) as usize;
+                                truncated |= add(
+                                    g.clone(),
+                                    step,
+                                    share.get(q.metric, q.raw),
+                                    &mut per_group,
+                                    &mut other,
+                                );
+                            }
+                        });
+                    }
+                    Ok(true)
                 })?;
                 Tier::Raw
             }
         };
-        for (g, v) in &per_group {
-            totals.insert(g.clone(), v.iter().sum());
+        let totals: HashMap<&Group, u64> =
+            per_group.iter().map(|(g, v)| (g, v.iter().sum())).collect();
+        let mut ranked: Vec<(&Group, u64)> = totals.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        let keep: Vec<Group> = ranked
+            .iter()
+            .take(q.top)
+            .map(|(g, _)| (*g).clone())
+            .collect();
+        let mut series = Vec::with_capacity(keep.len());
+        for g in keep {
+            if let Some(v) = per_group.remove(&g) {
+                series.push((g, v));
+            }
         }
-        let mut ranked: Vec<(Group, Vec<u64>)> = per_group.into_iter().collect();
-        ranked.sort_by(|a, b| totals[&b.0].cmp(&totals[&a.0]).then_with(|| a.0.cmp(&b.0)));
-        for (_, v) in ranked.iter().skip(q.top) {
+        for v in per_group.values() {
             for (o, x) in other.iter_mut().zip(v) {
                 *o += x;
             }
         }
-        ranked.truncate(q.top);
         let rate = |v: u64| v as f64 / q.step_secs as f64;
         Ok(Series {
             timestamps: (0..steps).map(|i| from + i * step_ms).collect(),
-            series: ranked
+            series: series
                 .into_iter()
                 .map(|(group, v)| SeriesLine {
                     group,
@@ -745,12 +964,11 @@ impl Store {
     }
 
     /// Top-N groups by a metric. Exact: rollups answer only when no group
-    /// was folded in the range, otherwise raw flows are scanned.
+    /// was folded in range, otherwise raw flows are scanned.
     ///
     /// # Errors
     /// Raw-scan limits; LMDB errors.
     pub fn top(&self, q: &TopQuery) -> Result<Top> {
-        let cap = self.inner.cfg.query_max_groups.max(1);
         let mut groups: FxMap<Group, Agg> = FxMap::default();
         let mut other = Agg::default();
         let mut exact = true;
@@ -758,16 +976,22 @@ impl Store {
         let mut answered = false;
         if let (GroupBy::Dim(dim), true) = (&q.by, q.filter.is_all()) {
             if q.range.aligned(TIER_MS[0]) {
+                let cap = self.inner.cfg.query_max_groups.max(1);
                 let mut rolled: FxMap<Key, Agg> = FxMap::default();
                 let mut rolled_other = Agg::default();
-                let (t, folded) = self.rollup_buckets(q.range, 60, |_, dims| {
-                    let d = &dims[*dim as usize];
+                let (t, folded) = self.rollup_buckets(q.range, 60, *dim, |_, d| {
                     for (k, a) in &d.groups {
-                        rolled.entry(*k).or_default().add(*a);
+                        if let Some(r) = rolled.get_mut(k) {
+                            r.add(*a);
+                        } else if rolled.len() < cap * 16 {
+                            rolled.insert(*k, *a);
+                        } else {
+                            rolled_other.add(*a);
+                        }
                     }
                     rolled_other.add(d.other);
                 })?;
-                if !folded {
+                if !folded && rolled.len() < cap * 16 {
                     for (k, a) in rolled {
                         groups.insert(Group::from_key(*dim, k), a);
                     }
@@ -782,54 +1006,144 @@ impl Store {
                 GroupBy::SrcNetwork(n) | GroupBy::DstNetwork(n) => Some(NetworkIndex::new(n)),
                 GroupBy::Dim(_) => None,
             };
-            let by = &q.by;
-            // Aggregate by compact key first (cheap), then name the groups.
-            let mut keyed: FxMap<Key, Agg> = FxMap::default();
-            self.scan_prorated(q.range, &q.filter, |fl, share, _| {
-                let k = match (by, &index) {
-                    (GroupBy::Dim(d), _) => d.key(fl),
-                    (GroupBy::SrcNetwork(_), Some(ix)) => Key(ix.lookup(fl.src_addr) as u128, 0),
-                    (_, Some(ix)) => Key(ix.lookup(fl.dst_addr) as u128, 0),
-                    _ => Key::default(),
-                };
-                if let Some(a) = keyed.get_mut(&k) {
-                    a.add(share);
-                } else if keyed.len() < cap * 16 {
-                    keyed.insert(k, share);
+            let mut parts = self.top_raw(q)?;
+            parts.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
+            let mut keyed = FxMap::default();
+            for (i, (map, over)) in parts.into_iter().enumerate() {
+                other.add(over);
+                exact &= over == Agg::default();
+                if i == 0 {
+                    keyed = map;
                 } else {
-                    other.add(share);
-                    exact = false;
+                    for (k, a) in map {
+                        keyed.entry(k).or_insert_with(Agg::default).add(a);
+                    }
                 }
-            })?;
+            }
+            // Only the groups that can rank are named: those at least as
+            // large as the n-th largest (ties included, ordered by name).
+            let value = |a: &Agg| a.get(q.metric, q.raw);
+            let mut values: Vec<u64> = keyed.values().map(value).collect();
+            let bar = if q.n == 0 || values.is_empty() {
+                u64::MAX
+            } else if values.len() <= q.n {
+                0
+            } else {
+                *values.select_nth_unstable_by(q.n - 1, |a, b| b.cmp(a)).1
+            };
             for (k, a) in keyed {
-                let g = match (by, &index) {
+                if value(&a) < bar {
+                    other.add(a);
+                    continue;
+                }
+                let g = match (&q.by, &index) {
                     (GroupBy::Dim(d), _) => Group::from_key(*d, k),
                     (_, Some(ix)) => Group::Network(ix.name(k.0 as usize)),
                     _ => Group::Other,
                 };
-                groups.insert(g, a);
+                groups.entry(g).or_default().add(a);
             }
         }
         let mut rows: Vec<TopRow> = groups
             .into_iter()
             .map(|(group, agg)| TopRow { group, agg })
             .collect();
-        rows.sort_by(|a, b| {
+        let order = |a: &TopRow, b: &TopRow| {
             b.agg
                 .get(q.metric, q.raw)
                 .cmp(&a.agg.get(q.metric, q.raw))
                 .then_with(|| a.group.cmp(&b.group))
-        });
+        };
+        if rows.len() > q.n && q.n > 0 {
+            rows.select_nth_unstable_by(q.n - 1, order);
+        }
         for r in rows.iter().skip(q.n) {
             other.add(r.agg);
         }
         rows.truncate(q.n);
+        rows.sort_by(order);
         Ok(Top {
             rows,
             other,
             tier,
             exact,
         })
+    }
+
+    /// A top list's raw scan: per thread, the groups by compact key
+    /// (network index for network groupings), and the traffic of groups
+    /// past [`TOP_SCAN_GROUPS`].
+    fn top_raw(&self, q: &TopQuery) -> Result<Vec<(FxMap<Key, Agg>, Agg)>> {
+        let add = |(map, over): &mut (FxMap<Key, Agg>, Agg), k: Key, a: Agg| {
+            if let Some(g) = map.get_mut(&k) {
+                g.add(a);
+            } else if map.len() < TOP_SCAN_GROUPS {
+                map.insert(k, a);
+            } else {
+                over.add(a);
+            }
+        };
+        let init = || (FxMap::default(), Agg::default());
+        match (&q.by, q.filter.is_all()) {
+            // The common case, fastest: addresses straight from the columns,
+            // summed per dictionary entry of a block, then into the table.
+            (GroupBy::Dim(d @ (Dimension::SrcAddr | Dimension::DstAddr)), true) => {
+                let src = *d == Dimension::SrcAddr;
+                let parts = self.scan_columns(
+                    q.range,
+                    || (init(), Vec::<Agg>::new()),
+                    |(_, acc), c| {
+                        acc.clear();
+                        acc.resize(c.dict.len(), Agg::default());
+                    },
+                    |(_, acc), c, i, a| {
+                        let ix = if src { c.src[i] } else { c.dst[i] };
+                        if let Some(x) = acc.get_mut(ix as usize) {
+                            x.add(a);
+                        }
+                    },
+                    |(s, acc), c| {
+                        for (addr, a) in c.dict.iter().zip(acc.iter()) {
+                            if *a != Agg::default() {
+                                add(s, Key(*addr, 0), *a);
+                            }
+                        }
+                    },
+                )?;
+                Ok(parts.into_iter().map(|(s, _)| s).collect())
+            }
+            (GroupBy::Dim(Dimension::AddrPair), true) => self.scan_columns(
+                q.range,
+                init,
+                |_, _| {},
+                |s, c, i, a| {
+                    let k = Key(c.dict[c.src[i] as usize], c.dict[c.dst[i] as usize]);
+                    add(s, k, a);
+                },
+                |_, _| {},
+            ),
+            (by, _) => {
+                let index = match by {
+                    GroupBy::SrcNetwork(n) | GroupBy::DstNetwork(n) => Some(NetworkIndex::new(n)),
+                    GroupBy::Dim(_) => None,
+                };
+                let groups = match by {
+                    GroupBy::Dim(d) => groups_of(*d),
+                    _ => Groups::ADDRS,
+                };
+                self.scan_shares(q.range, &q.filter, groups, init, |s, fl, a| {
+                    let k = match (by, &index) {
+                        (GroupBy::Dim(d), _) => d.key(fl),
+                        (GroupBy::SrcNetwork(_), Some(ix)) => {
+                            Key(ix.lookup(fl.src_addr) as u128, 0)
+                        }
+                        (_, Some(ix)) => Key(ix.lookup(fl.dst_addr) as u128, 0),
+                        _ => Key::default(),
+                    };
+                    add(s, k, a);
+                })
+            }
+        }
     }
 
     /// One page of the flow table.
@@ -845,27 +1159,25 @@ impl Store {
         let mut next = None;
         let desc = q.order == Order::TimeDesc;
         let to_last = q.range.to_ms.saturating_sub(1);
+        let mut flows = Vec::new();
         self.scan_blocks(
             q.range.from_ms,
             to_last,
             desc,
             q.cursor,
             &q.filter,
-            |k, flows| {
+            |k, r| {
+                r.flows(Groups::ALL, &mut flows)
+                    .ok_or_else(|| Error::corrupt("raw", &k.to_bytes(), "block"))?;
                 let n = flows.len() as u32;
-                let idx: Box<dyn Iterator<Item = u32>> = if desc {
-                    Box::new((0..n).rev())
-                } else {
-                    Box::new(0..n)
-                };
                 let skip_to = q
                     .cursor
                     .filter(|c| c.bucket == k.bucket && c.seq == k.seq)
                     .map(|c| c.index);
-                for i in idx {
+                let mut take = |i: u32| {
                     if let Some(s) = skip_to {
                         if (desc && i >= s) || (!desc && i <= s) {
-                            continue;
+                            return true;
                         }
                     }
                     let fl = &flows[i as usize];
@@ -873,7 +1185,7 @@ impl Store {
                         || fl.last_ms >= q.range.to_ms
                         || !q.filter.matches(fl)
                     {
-                        continue;
+                        return true;
                     }
                     page.push(*fl);
                     if page.len() == q.limit {
@@ -884,8 +1196,13 @@ impl Store {
                         });
                         return false;
                     }
+                    true
+                };
+                if desc {
+                    Ok((0..n).rev().all(&mut take))
+                } else {
+                    Ok((0..n).all(&mut take))
                 }
-                true
             },
         )?;
         Ok(FlowsPage {
@@ -896,6 +1213,12 @@ impl Store {
 
     /// Traffic between named networks (and "other"), for the map. Networks
     /// are applied at query time, so an edit shows on past data too.
+    ///
+    /// Without a filter, and with networks made of IPv4 prefixes of `/24`
+    /// or shorter and IPv6 prefixes of `/64` or shorter, whole hours come
+    /// from the hourly prefix-pair rollup (exact: every address of a
+    /// rollup prefix is in the same network) and only the rest of the
+    /// range from raw flows.
     ///
     /// # Errors
     /// Raw-scan limits; LMDB errors.
@@ -908,13 +1231,60 @@ impl Store {
         let index = NetworkIndex::new(networks);
         let n = networks.len() + 1;
         let mut cells = vec![Agg::default(); n * n];
-        self.scan_prorated(range, filter, |fl, share, _| {
-            let s = index.lookup(fl.src_addr);
-            let d = index.lookup(fl.dst_addr);
-            if let Some(c) = cells.get_mut(s * n + d) {
-                c.add(share);
+        let mut raw_parts = vec![range];
+        if filter.is_all() && index.prefixes_are_whole() {
+            if let Some(parts) = self.matrix_hours(range, &index, &mut cells)? {
+                raw_parts = parts;
             }
-        })?;
+        }
+        for part in raw_parts {
+            if part.from_ms >= part.to_ms {
+                continue;
+            }
+            let add = |s: &mut Vec<Agg>, sn: usize, dn: usize, a: Agg| {
+                if let Some(c) = s.get_mut(sn * n + dn) {
+                    c.add(a);
+                }
+            };
+            let parts = if filter.is_all() {
+                // Each dictionary address is looked up once per block.
+                self.scan_columns(
+                    part,
+                    || (vec![Agg::default(); n * n], Vec::<usize>::new()),
+                    |(_, nets), c| {
+                        nets.clear();
+                        nets.extend(c.dict.iter().map(|a| index.lookup16(*a)));
+                    },
+                    |(cells, nets), c, i, a| {
+                        add(cells, nets[c.src[i] as usize], nets[c.dst[i] as usize], a);
+                    },
+                    |_, _| {},
+                )?
+                .into_iter()
+                .map(|(c, _)| c)
+                .collect()
+            } else {
+                self.scan_shares(
+                    part,
+                    filter,
+                    Groups::ADDRS,
+                    || vec![Agg::default(); n * n],
+                    |cells, fl, a| {
+                        add(
+                            cells,
+                            index.lookup(fl.src_addr),
+                            index.lookup(fl.dst_addr),
+                            a,
+                        );
+                    },
+                )?
+            };
+            for p in parts {
+                for (c, x) in cells.iter_mut().zip(p) {
+                    c.add(x);
+                }
+            }
+        }
         let mut nodes: Vec<String> = networks.iter().map(|x| x.name.clone()).collect();
         nodes.push("other".to_string());
         let mut links = Vec::new();
@@ -931,5 +1301,187 @@ impl Store {
             }
         }
         Ok(Matrix { nodes, links })
+    }
+
+    /// Adds the whole hours of `range` that the network-map rollup holds
+    /// to `cells` and returns the parts of the range left for a raw scan;
+    /// `None` (and `cells` untouched) if the rollup cannot answer exactly.
+    fn matrix_hours(
+        &self,
+        range: TimeRange,
+        index: &NetworkIndex,
+        cells: &mut [Agg],
+    ) -> Result<Option<Vec<TimeRange>>> {
+        let n = index.names.len() + 1;
+        let hw = self.high_water_ms()?;
+        self.read(|txn| {
+            let db = &self.inner.dbs.matrix;
+            let Some((first, _)) = db.first(txn)? else {
+                return Ok(None);
+            };
+            // Hours from the first one stored, whole ones in the range.
+            let h0 = range.from_ms.max(first * 1000).div_ceil(MATRIX_MS) * MATRIX_MS;
+            let end = range
+                .to_ms
+                .min(hw.saturating_add(1).div_ceil(MATRIX_MS) * MATRIX_MS);
+            let h1 = end / MATRIX_MS * MATRIX_MS;
+            if h0 >= h1 {
+                return Ok(None);
+            }
+            let mut nets: FxMap<u128, usize> = FxMap::default();
+            let mut sums = vec![Agg::default(); n * n];
+            let mut add = |k: &[u8], v: &[u8]| -> Result<bool> {
+                let folded = MatrixAgg::visit(v, |s, d, a| {
+                    let mut net = |a: u128| *nets.entry(a).or_insert_with(|| index.lookup16(a));
+                    let (s, d) = (net(s), net(d));
+                    if let Some(c) = sums.get_mut(s * n + d) {
+                        c.add(a);
+                    }
+                })
+                .ok_or_else(|| Error::corrupt("matrix", k, "blob"))?;
+                Ok(!folded)
+            };
+            for item in db.range(txn, &(h0 / 1000..=(h1 - 1) / 1000))? {
+                let (h, v) = item?;
+                if !add(&h.to_be_bytes(), v)? {
+                    return Ok(None);
+                }
+            }
+            for (c, x) in cells.iter_mut().zip(sums) {
+                c.add(x);
+            }
+            let parts = vec![
+                TimeRange {
+                    from_ms: range.from_ms,
+                    to_ms: h0,
+                },
+                TimeRange {
+                    from_ms: h1,
+                    to_ms: range.to_ms,
+                },
+            ];
+            Ok(Some(parts))
+        })
+    }
+}
+
+/// What pro-rating reads of a flow.
+fn totals(f: &Flow) -> FlowTotals {
+    FlowTotals {
+        first_ms: f.first_ms,
+        last_ms: f.last_ms,
+        bytes: f.bytes,
+        packets: f.packets,
+        sampling: f.sampling_interval,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{Synth, SynthConfig, BENCHMARK_START_MS};
+    use crate::StoreConfig;
+
+    fn store(flows: u64) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(
+            dir.path(),
+            StoreConfig {
+                sync: false,
+                ..StoreConfig::default()
+            },
+        )
+        .unwrap();
+        {
+            let mut w = s.writer().unwrap();
+            let all: Vec<Flow> = Synth::new(SynthConfig::small(flows)).collect();
+            for c in all.chunks(7_000) {
+                w.append(c).unwrap();
+            }
+        }
+        (dir, s)
+    }
+
+    fn net(name: &str, cidrs: &[&str]) -> Network {
+        Network {
+            name: name.into(),
+            cidrs: cidrs.iter().map(|c| c.parse().unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_map_from_its_rollup_equals_the_map_from_raw_flows() {
+        let (_d, s) = store(60_000);
+        let nets = [
+            net("lan", &["10.16.0.0/17", "2001:db8:1::/56"]),
+            net("lan-5", &["10.16.5.0/24"]),
+            net("peers", &["100.64.0.0/10", "3fff:100::/24"]),
+            net("dns", &["203.0.113.0/24"]),
+        ];
+        let index = NetworkIndex::new(&nets);
+        assert!(index.prefixes_are_whole());
+        let raw = Filter::parse("bytes >= 0").unwrap();
+        // Whole hours, parts of hours, all time.
+        for (from, to) in [(0, 3_600_000), (600_000, 3_000_000), (0, 7_200_000)] {
+            let range = TimeRange::new(BENCHMARK_START_MS + from, BENCHMARK_START_MS + to).unwrap();
+            let a = s.matrix(range, &nets, &Filter::all()).unwrap();
+            let b = s.matrix(range, &nets, &raw).unwrap();
+            assert_eq!(a, b, "{from}..{to}");
+            assert!(!a.links.is_empty());
+        }
+        let mut cells = vec![Agg::default(); 25];
+        let hour = TimeRange::new(BENCHMARK_START_MS, BENCHMARK_START_MS + 3_600_000).unwrap();
+        assert!(s.matrix_hours(hour, &index, &mut cells).unwrap().is_some());
+        // A host route makes the rollup unusable: raw flows answer.
+        assert!(!NetworkIndex::new(&[net("h", &["10.16.5.17/32"])]).prefixes_are_whole());
+    }
+
+    #[test]
+    fn raw_top_lists_are_exact() {
+        let (_d, s) = store(40_000);
+        let flows: Vec<Flow> = Synth::new(SynthConfig::small(40_000)).collect();
+        let range = TimeRange::new(BENCHMARK_START_MS, BENCHMARK_START_MS + 3_600_000).unwrap();
+        for dim in [
+            Dimension::SrcAddr,
+            Dimension::DstAddr,
+            Dimension::AddrPair,
+            Dimension::DstPort,
+        ] {
+            let mut truth: HashMap<Key, u64> = HashMap::new();
+            for f in &flows {
+                *truth.entry(dim.key(f)).or_default() += f.bytes;
+            }
+            let mut truth: Vec<(Key, u64)> = truth.into_iter().collect();
+            truth.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            let top = s
+                .top(&TopQuery {
+                    range,
+                    by: GroupBy::Dim(dim),
+                    metric: Metric::Bytes,
+                    n: 5,
+                    filter: Filter::parse("bytes >= 0").unwrap(),
+                    raw: true,
+                })
+                .unwrap();
+            assert!(top.exact);
+            for (row, (k, bytes)) in top.rows.iter().zip(&truth) {
+                assert_eq!(row.agg.bytes, *bytes, "{dim:?}");
+                assert_eq!(row.group, Group::from_key(dim, *k), "{dim:?}");
+            }
+            let sum: u64 = top.rows.iter().map(|r| r.agg.bytes).sum::<u64>() + top.other.bytes;
+            assert_eq!(sum, flows.iter().map(|f| f.bytes).sum::<u64>());
+            // Unfiltered: the fast column path, same answer.
+            let fast = s
+                .top(&TopQuery {
+                    range,
+                    by: GroupBy::Dim(dim),
+                    metric: Metric::Bytes,
+                    n: 5,
+                    filter: Filter::all(),
+                    raw: true,
+                })
+                .unwrap();
+            assert_eq!(fast.rows, top.rows, "{dim:?}");
+        }
     }
 }

@@ -9,10 +9,11 @@
 //! `last_ms`. Totals are therefore exact at every tier; a group is exact
 //! unless the blob says keys were folded into "other".
 //!
-//! Blob layout (all varints): other.bytes, other.packets, other.flows,
-//! folded_keys, entry count, then entries in descending bytes order: the
-//! key (fixed width per dimension, see [`Dimension::key_len`]), bytes,
-//! packets, flows.
+//! Blob layout (all varints): other (bytes, packets, flows, estimated
+//! bytes − bytes, estimated packets − packets), folded_keys, entry count,
+//! then entries in descending bytes order: the key (see
+//! [`Dimension::put_key`]: fixed width, but addresses are a family byte and
+//! 4 or 16 bytes), and the same five counters.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -42,11 +43,13 @@ pub struct Agg {
 impl Agg {
     #[inline]
     pub(crate) fn add(&mut self, o: Agg) {
-        self.bytes += o.bytes;
-        self.packets += o.packets;
-        self.flows += o.flows;
-        self.est_bytes += o.est_bytes;
-        self.est_packets += o.est_packets;
+        // Saturating: values read back from disk may be corrupt (fuzzed:
+        // `corrupt_rollup_counters_saturate`), and a counter never wraps.
+        self.bytes = self.bytes.saturating_add(o.bytes);
+        self.packets = self.packets.saturating_add(o.packets);
+        self.flows = self.flows.saturating_add(o.flows);
+        self.est_bytes = self.est_bytes.saturating_add(o.est_bytes);
+        self.est_packets = self.est_packets.saturating_add(o.est_packets);
     }
 
     /// The value of `metric`, raw or estimated.
@@ -59,6 +62,16 @@ impl Agg {
             (crate::Metric::Packets, false) => self.est_packets,
             (crate::Metric::Flows, _) => self.flows,
         }
+    }
+
+    /// Takes away what `add` added (never underflows for a part of a sum).
+    #[inline]
+    pub(crate) fn sub(&mut self, o: Agg) {
+        self.bytes -= o.bytes;
+        self.packets -= o.packets;
+        self.flows -= o.flows;
+        self.est_bytes -= o.est_bytes;
+        self.est_packets -= o.est_packets;
     }
 
     fn put(&self, out: &mut Vec<u8>) {
@@ -159,19 +172,6 @@ impl Dimension {
         Dimension::ALL.into_iter().find(|d| d.name() == s)
     }
 
-    /// Width of this dimension's keys in a blob.
-    pub(crate) const fn key_len(self) -> usize {
-        match self {
-            Dimension::Total => 0,
-            Dimension::Protocol => 1,
-            Dimension::SrcPort | Dimension::DstPort => 3,
-            Dimension::SrcAddr | Dimension::DstAddr | Dimension::Exporter => 16,
-            Dimension::AddrPair => 32,
-            Dimension::InputIf | Dimension::OutputIf => 20,
-            Dimension::SrcAs | Dimension::DstAs => 4,
-        }
-    }
-
     /// The group key of `flow` in this dimension.
     #[inline]
     pub(crate) fn key(self, f: &Flow) -> Key {
@@ -191,40 +191,99 @@ impl Dimension {
         }
     }
 
-    fn put_key(self, k: Key, out: &mut Vec<u8>) {
-        match self.key_len() {
-            0 => {}
-            1 => out.push(k.0 as u8),
-            3 => out.extend_from_slice(&(k.0 as u32).to_be_bytes()[1..]),
-            4 => out.extend_from_slice(&(k.0 as u32).to_be_bytes()),
-            16 => out.extend_from_slice(&k.0.to_be_bytes()),
-            20 => {
-                out.extend_from_slice(&k.0.to_be_bytes());
-                out.extend_from_slice(&(k.1 as u32).to_be_bytes());
+    /// Writes a key into a blob: protocol 1 byte, protocol and port 3, AS
+    /// 4, address a family byte (4 or 6) and 4 or 16 bytes, exporter and
+    /// interface an address and 4 bytes, address pair two addresses.
+    pub(crate) fn put_key(self, k: Key, out: &mut Vec<u8>) {
+        match self {
+            Dimension::Total => {}
+            Dimension::Protocol => out.push(k.0 as u8),
+            Dimension::SrcPort | Dimension::DstPort => {
+                out.extend_from_slice(&(k.0 as u32).to_be_bytes()[1..]);
             }
-            _ => {
-                out.extend_from_slice(&k.0.to_be_bytes());
-                out.extend_from_slice(&k.1.to_be_bytes());
+            Dimension::SrcAs | Dimension::DstAs => {
+                out.extend_from_slice(&(k.0 as u32).to_be_bytes());
+            }
+            Dimension::SrcAddr | Dimension::DstAddr | Dimension::Exporter => put_addr(out, k.0),
+            Dimension::AddrPair => {
+                put_addr(out, k.0);
+                put_addr(out, k.1);
+            }
+            Dimension::InputIf | Dimension::OutputIf => {
+                put_addr(out, k.0);
+                out.extend_from_slice(&(k.1 as u32).to_be_bytes());
             }
         }
     }
 
     fn get_key(self, b: &[u8], pos: &mut usize) -> Option<Key> {
-        let n = self.key_len();
-        let s = b.get(*pos..*pos + n)?;
-        *pos += n;
-        let be = |s: &[u8]| s.iter().fold(0u128, |a, &x| a << 8 | u128::from(x));
-        Some(match n {
-            0..=16 => Key(be(s), 0),
-            20 => Key(be(&s[..16]), be(&s[16..])),
-            _ => Key(be(&s[..16]), be(&s[16..])),
+        let mut take = |n: usize| -> Option<u128> {
+            let s = b.get(*pos..*pos + n)?;
+            *pos += n;
+            Some(s.iter().fold(0u128, |a, &x| a << 8 | u128::from(x)))
+        };
+        Some(match self {
+            Dimension::Total => Key(0, 0),
+            Dimension::Protocol => Key(take(1)?, 0),
+            Dimension::SrcPort | Dimension::DstPort => Key(take(3)?, 0),
+            Dimension::SrcAs | Dimension::DstAs => Key(take(4)?, 0),
+            Dimension::SrcAddr | Dimension::DstAddr | Dimension::Exporter => {
+                Key(get_addr(b, pos)?, 0)
+            }
+            Dimension::AddrPair => Key(get_addr(b, pos)?, get_addr(b, pos)?),
+            Dimension::InputIf | Dimension::OutputIf => {
+                let a = get_addr(b, pos)?;
+                let s = b.get(*pos..*pos + 4)?;
+                *pos += 4;
+                Key(a, u128::from(u32::from_be_bytes(s.try_into().ok()?)))
+            }
         })
     }
 }
 
-/// A group key in compact form: up to two 128-bit words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+/// An address key ([`addr16`] form) as a family byte and 4 or 16 bytes.
+pub(crate) fn put_addr(out: &mut Vec<u8>, a: u128) {
+    if a >> 32 == 0xffff {
+        out.push(4);
+        out.extend_from_slice(&(a as u32).to_be_bytes());
+    } else {
+        out.push(6);
+        out.extend_from_slice(&a.to_be_bytes());
+    }
+}
+
+/// The inverse of [`put_addr`].
+pub(crate) fn get_addr(b: &[u8], pos: &mut usize) -> Option<u128> {
+    let fam = *b.get(*pos)?;
+    let n = match fam {
+        4 => 4,
+        6 => 16,
+        _ => return None,
+    };
+    let s = b.get(*pos + 1..*pos + 1 + n)?;
+    *pos += 1 + n;
+    let v = s.iter().fold(0u128, |a, &x| a << 8 | u128::from(x));
+    Some(if n == 4 { 0xffff << 32 | v } else { v })
+}
+
+/// A group key in compact form: up to two 128-bit words. Aligned to 8
+/// bytes, not 16, so that a key and its [`Agg`] take 72 bytes, not 80.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[repr(C, packed(8))]
 pub(crate) struct Key(pub(crate) u128, pub(crate) u128);
+
+impl std::hash::Hash for Key {
+    /// One word: the four 64-bit halves folded with distinct rotations (the
+    /// hasher's finish spreads it), so hashing a key costs one multiply.
+    #[inline]
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        let (a, b) = (
+            self.0 as u64 ^ ((self.0 >> 64) as u64).rotate_left(29),
+            self.1 as u64,
+        );
+        h.write_u64(a ^ b.rotate_left(17) ^ ((self.1 >> 64) as u64).rotate_left(43));
+    }
+}
 
 /// A group key, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -331,7 +390,9 @@ impl Hasher for Fx {
     }
     #[inline]
     fn finish(&self) -> u64 {
-        self.0
+        // The product's high bits depend on every input bit; hash tables
+        // index by the low bits, so bring them down.
+        self.0.rotate_left(26)
     }
 }
 
@@ -348,15 +409,15 @@ pub(crate) struct DimAgg {
 
 impl DimAgg {
     /// Adds to a group; past `cap` distinct keys new keys go to "other".
-    #[inline]
+    #[inline(always)]
     pub(crate) fn add(&mut self, k: Key, a: Agg, cap: usize) {
-        if let Some(g) = self.groups.get_mut(&k) {
+        if self.groups.len() < cap {
+            self.groups.entry(k).or_default().add(a);
+        } else if let Some(g) = self.groups.get_mut(&k) {
             g.add(a);
-        } else if self.groups.len() < cap {
-            self.groups.insert(k, a);
         } else {
             self.other.add(a);
-            self.folded += 1;
+            self.folded = self.folded.saturating_add(1);
         }
     }
 
@@ -369,22 +430,79 @@ impl DimAgg {
         t
     }
 
+    /// Moves the top `keep` groups by bytes (ties: smaller key first) into
+    /// an empty `small`, folding the rest into its "other", as
+    /// [`DimAgg::encode`] would. Leaves `self` empty, its memory kept for
+    /// reuse.
+    pub(crate) fn compact_into(
+        &mut self,
+        keep: usize,
+        small: &mut DimAgg,
+        ranked: &mut Vec<(u64, Key)>,
+    ) {
+        small.groups.clear();
+        small.other = self.other;
+        small.folded = self.folded;
+        if keep == 0 {
+            for a in self.groups.values() {
+                small.other.add(*a);
+            }
+            small.folded = small.folded.saturating_add(self.groups.len() as u64);
+        } else {
+            let order = |a: &(u64, Key), b: &(u64, Key)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
+            ranked.clear();
+            ranked.extend(self.groups.iter().map(|(k, a)| {
+                small.other.add(*a);
+                (a.bytes, *k)
+            }));
+            let keep = keep.min(ranked.len());
+            if keep < ranked.len() {
+                ranked.select_nth_unstable_by(keep - 1, order);
+            }
+            small.groups.reserve(keep);
+            // "other" got every group above; take the kept ones back out.
+            for (_, k) in &ranked[..keep] {
+                if let Some(a) = self.groups.get(k) {
+                    small.other.sub(*a);
+                    small.groups.insert(*k, *a);
+                }
+            }
+            small.folded = small.folded.saturating_add((ranked.len() - keep) as u64);
+        }
+        self.groups.clear();
+        self.other = Agg::default();
+        self.folded = 0;
+    }
+
     /// Serializes the top `keep` groups by bytes; the rest go to "other".
-    pub(crate) fn encode(&self, dim: Dimension, keep: usize, out: &mut Vec<u8>) {
-        let mut entries: Vec<(Key, Agg)> = self.groups.iter().map(|(k, a)| (*k, *a)).collect();
-        entries.sort_unstable_by(|a, b| b.1.bytes.cmp(&a.1.bytes).then(a.0.cmp(&b.0)));
+    pub(crate) fn encode(
+        &self,
+        dim: Dimension,
+        keep: usize,
+        out: &mut Vec<u8>,
+        entries: &mut Vec<(Key, Agg)>,
+    ) {
+        entries.clear();
+        entries.extend(self.groups.iter().map(|(k, a)| (*k, *a)));
+        let order = |a: &(Key, Agg), b: &(Key, Agg)| b.1.bytes.cmp(&a.1.bytes).then(a.0.cmp(&b.0));
         let mut other = self.other;
         let mut folded = self.folded;
-        for (_, a) in entries.iter().skip(keep) {
-            other.add(*a);
-            folded += 1;
+        if entries.len() > keep {
+            if keep > 0 {
+                entries.select_nth_unstable_by(keep - 1, order);
+            }
+            for (_, a) in &entries[keep..] {
+                other.add(*a);
+                folded = folded.saturating_add(1);
+            }
+            entries.truncate(keep);
         }
-        entries.truncate(keep);
+        entries.sort_unstable_by(order);
         out.clear();
         other.put(out);
         varint::put(out, folded);
         varint::put(out, entries.len() as u64);
-        for (k, a) in &entries {
+        for (k, a) in entries.iter() {
             dim.put_key(*k, out);
             a.put(out);
         }
@@ -399,13 +517,14 @@ impl DimAgg {
         if n > b.len() as u64 {
             return None;
         }
+        self.groups.reserve((n as usize).min(cap));
         for _ in 0..n {
             let k = dim.get_key(b, &mut pos)?;
             let a = Agg::get_from(b, &mut pos)?;
             self.add(k, a, cap);
         }
         self.other.add(other);
-        self.folded += folded;
+        self.folded = self.folded.saturating_add(folded);
         (pos == b.len()).then_some(())
     }
 }
@@ -416,13 +535,341 @@ pub(crate) struct Rollup {
     pub(crate) dims: [DimAgg; DIMS],
 }
 
-impl Rollup {
-    /// Adds a flow's share of this bucket to every dimension.
+/// A flow's share of one bucket, with the fields its group keys are made
+/// of: what the writer logs per bucket before aggregating. Packed into 96
+/// bytes (the exporter is an index into the writer's table of exporters):
+/// logs are written once and read three times, so their size is time.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, packed(8))]
+pub(crate) struct Rec {
+    src: u128,
+    dst: u128,
+    bytes: u64,
+    packets: u64,
+    est_bytes: u64,
+    est_packets: u64,
+    input_if: u32,
+    output_if: u32,
+    src_as: u32,
+    dst_as: u32,
+    exporter: u32,
+    src_port: u16,
+    dst_port: u16,
+    protocol: u8,
+    flows: u8,
+}
+
+impl Rec {
+    /// `f`'s key fields (its exporter as `exporter`, an index), no share yet.
     #[inline]
-    pub(crate) fn add(&mut self, f: &Flow, share: Agg, cap: usize) {
-        for (d, agg) in Dimension::ALL.iter().zip(self.dims.iter_mut()) {
-            agg.add(d.key(f), share, cap);
+    pub(crate) fn of(f: &Flow, exporter: u32) -> Rec {
+        Rec {
+            src: addr16(f.src_addr),
+            dst: addr16(f.dst_addr),
+            bytes: 0,
+            packets: 0,
+            est_bytes: 0,
+            est_packets: 0,
+            input_if: f.input_if,
+            output_if: f.output_if,
+            src_as: f.src_as,
+            dst_as: f.dst_as,
+            exporter,
+            src_port: f.src_port,
+            dst_port: f.dst_port,
+            protocol: f.protocol,
+            flows: 0,
         }
+    }
+
+    /// This record with `a` as its share (`a.flows` is 0 or 1).
+    #[inline]
+    pub(crate) fn with(self, a: Agg) -> Rec {
+        Rec {
+            bytes: a.bytes,
+            packets: a.packets,
+            est_bytes: a.est_bytes,
+            est_packets: a.est_packets,
+            flows: u8::from(a.flows != 0),
+            ..self
+        }
+    }
+
+    /// The share.
+    #[inline]
+    pub(crate) fn share(&self) -> Agg {
+        Agg {
+            bytes: self.bytes,
+            packets: self.packets,
+            flows: u64::from(self.flows),
+            est_bytes: self.est_bytes,
+            est_packets: self.est_packets,
+        }
+    }
+
+    /// Source and destination, [`addr16`] forms.
+    #[inline]
+    pub(crate) fn addrs(&self) -> (u128, u128) {
+        (self.src, self.dst)
+    }
+}
+
+impl Rollup {
+    /// Adds logged shares to every dimension, one dimension at a time: only
+    /// that dimension's groups need to be in cache, not all twelve.
+    pub(crate) fn add_log(
+        &mut self,
+        log: &[Rec],
+        cap: usize,
+        small: &mut FxMap<Key, Agg>,
+        exporters: &[u128],
+    ) {
+        let proto = |r: &Rec| u128::from(r.protocol);
+        let [total, protocol, sport, dport, src, dst, pair, exp, in_if, out_if, sas, das] =
+            &mut self.dims;
+        // Few tables per pass (they fit in the L2 cache together), and as
+        // few passes over the log as that allows.
+        for r in log {
+            sport.add(
+                Key(proto(r) << 16 | u128::from(r.src_port), 0),
+                r.share(),
+                cap,
+            );
+            dport.add(
+                Key(proto(r) << 16 | u128::from(r.dst_port), 0),
+                r.share(),
+                cap,
+            );
+        }
+        for r in log {
+            src.add(Key(r.src, 0), r.share(), cap);
+            dst.add(Key(r.dst, 0), r.share(), cap);
+            pair.add(Key(r.src, r.dst), r.share(), cap);
+        }
+        // Totals and protocols are few: summed in arrays. Exporters,
+        // interfaces and AS numbers are few, and so are their combinations:
+        // summed by combination first, then split.
+        let mut sum = Agg::default();
+        let mut by_proto = [Agg::default(); 256];
+        small.clear();
+        for r in log {
+            sum.add(r.share());
+            by_proto[usize::from(r.protocol)].add(r.share());
+            let ids = u128::from(r.input_if) << 96
+                | u128::from(r.output_if) << 64
+                | u128::from(r.src_as) << 32
+                | u128::from(r.dst_as);
+            let exporter = exporters.get(r.exporter as usize).copied().unwrap_or(0);
+            small.entry(Key(exporter, ids)).or_default().add(r.share());
+        }
+        if !log.is_empty() {
+            total.add(Key(0, 0), sum, cap);
+        }
+        for (p, a) in by_proto.iter().enumerate() {
+            if *a != Agg::default() {
+                protocol.add(Key(p as u128, 0), *a, cap);
+            }
+        }
+        for (k, a) in small.iter() {
+            let field = |shift: u32| u128::from((k.1 >> shift) as u32);
+            exp.add(Key(k.0, 0), *a, cap);
+            in_if.add(Key(k.0, field(96)), *a, cap);
+            out_if.add(Key(k.0, field(64)), *a, cap);
+            sas.add(Key(field(32), 0), *a, cap);
+            das.add(Key(field(0), 0), *a, cap);
+        }
+    }
+
+    /// [`DimAgg::compact_into`] on every dimension, into `small` (emptied
+    /// first); leaves `self` empty, its memory kept for reuse.
+    pub(crate) fn compact_into(
+        &mut self,
+        keep: usize,
+        small: &mut Rollup,
+        ranked: &mut Vec<(u64, Key)>,
+    ) {
+        small.clear();
+        for (d, s) in self.dims.iter_mut().zip(&mut small.dims) {
+            if d.groups.len() <= keep {
+                std::mem::swap(d, s);
+            } else {
+                d.compact_into(keep, s, ranked);
+            }
+        }
+    }
+
+    /// Empties every dimension, keeping the memory.
+    pub(crate) fn clear(&mut self) {
+        for d in &mut self.dims {
+            d.groups.clear();
+            d.other = Agg::default();
+            d.folded = 0;
+        }
+    }
+}
+
+/// Width of the network-map rollup's buckets: one hour.
+pub(crate) const MATRIX_MS: u64 = 3_600_000;
+/// Most prefix pairs per hour kept while aggregating (more go to "other",
+/// and the map then answers from raw flows).
+pub(crate) const MATRIX_CAP: usize = 1 << 20;
+
+/// The prefix an address counts under in the network-map rollup: its `/24`
+/// (IPv4) or `/64` (IPv6), as an [`addr16`] value.
+#[inline]
+pub(crate) fn map_prefix(a: u128) -> u128 {
+    if a >> 32 == 0xffff {
+        a & !0xff
+    } else {
+        a & !u128::from(u64::MAX)
+    }
+}
+
+fn put_prefix(out: &mut Vec<u8>, a: u128) {
+    if a >> 32 == 0xffff {
+        out.push(4);
+        out.extend_from_slice(&(a as u32).to_be_bytes()[..3]);
+    } else {
+        out.push(6);
+        out.extend_from_slice(&((a >> 64) as u64).to_be_bytes());
+    }
+}
+
+fn get_prefix(b: &[u8], pos: &mut usize) -> Option<u128> {
+    let fam = *b.get(*pos)?;
+    let n = match fam {
+        4 => 3,
+        6 => 8,
+        _ => return None,
+    };
+    let s = b.get(*pos + 1..*pos + 1 + n)?;
+    *pos += 1 + n;
+    let v = s.iter().fold(0u128, |a, &x| a << 8 | u128::from(x));
+    Some(if fam == 4 {
+        0xffff << 32 | v << 8
+    } else {
+        v << 64
+    })
+}
+
+/// One hour of the network-map rollup: totals per (src prefix, dst prefix)
+/// ([`map_prefix`]). IPv4 pairs, nearly all of them, are keyed by a `u64`
+/// (smaller entries, cheaper hashing); the rest by a [`Key`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MatrixAgg {
+    v4: FxMap<u64, Agg>,
+    mixed: FxMap<Key, Agg>,
+    /// Pairs beyond [`MATRIX_CAP`].
+    pub(crate) other: Agg,
+    /// Pairs folded into `other`; the rollup is then not exact.
+    pub(crate) folded: u64,
+}
+
+impl MatrixAgg {
+    /// Adds a share of traffic from `src` to `dst` ([`addr16`] forms).
+    #[inline]
+    pub(crate) fn add(&mut self, src: u128, dst: u128, a: Agg) {
+        let (s, d) = (map_prefix(src), map_prefix(dst));
+        let g = if s >> 32 == 0xffff && d >> 32 == 0xffff {
+            let k = u64::from((s as u32) >> 8) << 24 | u64::from((d as u32) >> 8);
+            if self.v4.len() < MATRIX_CAP {
+                Some(self.v4.entry(k).or_default())
+            } else {
+                self.v4.get_mut(&k)
+            }
+        } else {
+            let k = Key(s, d);
+            if self.mixed.len() < MATRIX_CAP {
+                Some(self.mixed.entry(k).or_default())
+            } else {
+                self.mixed.get_mut(&k)
+            }
+        };
+        match g {
+            Some(g) => g.add(a),
+            None => {
+                self.other.add(a);
+                self.folded = self.folded.saturating_add(1);
+            }
+        }
+    }
+
+    /// Every (src prefix, dst prefix, totals), in no particular order.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(u128, u128, &Agg)) {
+        let v4 = |p: u64| 0xffff << 32 | u128::from(p as u32 & 0xff_ffff) << 8;
+        for (k, a) in &self.v4 {
+            f(v4(k >> 24), v4(*k), a);
+        }
+        for (k, a) in &self.mixed {
+            f(k.0, k.1, a);
+        }
+    }
+
+    /// Number of pairs.
+    pub(crate) fn len(&self) -> usize {
+        self.v4.len() + self.mixed.len()
+    }
+
+    /// Empties it, keeping the memory.
+    pub(crate) fn clear(&mut self) {
+        self.v4.clear();
+        self.mixed.clear();
+        self.other = Agg::default();
+        self.folded = 0;
+    }
+
+    /// Serializes it: "other" (as in a rollup blob), folded pairs, pair
+    /// count, then each pair, in no particular order: the source and
+    /// destination prefixes (each a family byte, 4 or 6, and its 3 or 8
+    /// leading bytes) and the five counters.
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        out.clear();
+        self.other.put(out);
+        varint::put(out, self.folded);
+        varint::put(out, self.len() as u64);
+        self.for_each(|s, d, a| {
+            put_prefix(out, s);
+            put_prefix(out, d);
+            a.put(out);
+        });
+    }
+
+    /// Calls `f(src prefix, dst prefix, totals)` for every pair of a blob
+    /// without building a table; returns whether pairs were folded (`None`
+    /// if malformed).
+    pub(crate) fn visit(b: &[u8], mut f: impl FnMut(u128, u128, Agg)) -> Option<bool> {
+        let mut pos = 0;
+        let other = Agg::get_from(b, &mut pos)?;
+        let folded = varint::get(b, &mut pos)?;
+        let n = varint::get(b, &mut pos)?;
+        if n > b.len() as u64 {
+            return None;
+        }
+        for _ in 0..n {
+            let (s, d) = (get_prefix(b, &mut pos)?, get_prefix(b, &mut pos)?);
+            f(s, d, Agg::get_from(b, &mut pos)?);
+        }
+        (pos == b.len()).then_some(folded > 0 || other != Agg::default())
+    }
+
+    /// Decodes a blob, merging it in (`None` if malformed).
+    pub(crate) fn decode_into(&mut self, b: &[u8]) -> Option<()> {
+        let mut pos = 0;
+        let other = Agg::get_from(b, &mut pos)?;
+        let folded = varint::get(b, &mut pos)?;
+        let n = varint::get(b, &mut pos)?;
+        if n > b.len() as u64 {
+            return None;
+        }
+        self.v4.reserve(n as usize);
+        for _ in 0..n {
+            let (s, d) = (get_prefix(b, &mut pos)?, get_prefix(b, &mut pos)?);
+            let a = Agg::get_from(b, &mut pos)?;
+            self.add(s, d, a);
+        }
+        self.other.add(other);
+        self.folded = self.folded.saturating_add(folded);
+        (pos == b.len()).then_some(())
     }
 }
 
@@ -434,45 +881,109 @@ impl Rollup {
 /// earliest bucket kept. A flow whose `first_ms` is after its `last_ms`
 /// (broken exporter clock) is all in the bucket of `last_ms`.
 #[inline]
-pub(crate) fn prorate(flow: &Flow, width_ms: u64, max_buckets: u64, mut f: impl FnMut(u64, Agg)) {
-    let last = flow.last_ms;
-    let last_bucket = last / width_ms * width_ms;
-    let earliest = last_bucket.saturating_sub((max_buckets.max(1) - 1) * width_ms);
-    let first = flow.first_ms.clamp(earliest, last);
-    let scale = u64::from(flow.sampling_interval.max(1));
-    let (eb, ep) = (
-        flow.bytes.saturating_mul(scale),
-        flow.packets.saturating_mul(scale),
-    );
-    if first / width_ms == last / width_ms {
-        f(
-            last_bucket,
-            Agg {
-                bytes: flow.bytes,
-                packets: flow.packets,
-                flows: 1,
-                est_bytes: eb,
-                est_packets: ep,
-            },
-        );
-        return;
+pub(crate) fn prorate(flow: &Flow, width_ms: u64, max_buckets: u64, f: impl FnMut(u64, Agg)) {
+    let t = FlowTotals {
+        first_ms: flow.first_ms,
+        last_ms: flow.last_ms,
+        bytes: flow.bytes,
+        packets: flow.packets,
+        sampling: flow.sampling_interval,
+    };
+    t.prorate(width_ms, max_buckets, f);
+}
+
+/// What pro-rating reads of a flow.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FlowTotals {
+    pub(crate) first_ms: u64,
+    pub(crate) last_ms: u64,
+    pub(crate) bytes: u64,
+    pub(crate) packets: u64,
+    pub(crate) sampling: u32,
+}
+
+impl FlowTotals {
+    /// The first and last bucket (starts, ms) the flow is pro-rated over.
+    #[inline]
+    pub(crate) fn buckets(&self, width_ms: u64, max_buckets: u64) -> (u64, u64) {
+        let last_bucket = self.last_ms / width_ms * width_ms;
+        let earliest = last_bucket.saturating_sub((max_buckets.max(1) - 1) * width_ms);
+        let first = self.first_ms.clamp(earliest, self.last_ms);
+        (first / width_ms * width_ms, last_bucket)
     }
-    let d = u128::from(last - first);
-    let (tb, tp) = (u128::from(flow.bytes), u128::from(flow.packets));
-    let (teb, tep) = (u128::from(eb), u128::from(ep));
-    let mut b = first / width_ms * width_ms;
-    while b <= last_bucket {
-        let lo = u128::from(b.max(first) - first);
-        let hi = u128::from((b + width_ms).min(last) - first);
-        let share = Agg {
-            bytes: (tb * hi / d - tb * lo / d) as u64,
-            packets: (tp * hi / d - tp * lo / d) as u64,
-            flows: u64::from(b == last_bucket),
-            est_bytes: (teb * hi / d - teb * lo / d) as u64,
-            est_packets: (tep * hi / d - tep * lo / d) as u64,
-        };
-        f(b, share);
-        b += width_ms;
+
+    /// The whole flow as one share: what its shares add up to.
+    #[inline]
+    pub(crate) fn whole(&self) -> Agg {
+        let scale = u64::from(self.sampling.max(1));
+        Agg {
+            bytes: self.bytes,
+            packets: self.packets,
+            flows: 1,
+            est_bytes: self.bytes.saturating_mul(scale),
+            est_packets: self.packets.saturating_mul(scale),
+        }
+    }
+
+    /// [`prorate`] on these totals.
+    #[inline]
+    pub(crate) fn prorate(&self, width_ms: u64, max_buckets: u64, mut f: impl FnMut(u64, Agg)) {
+        let last = self.last_ms;
+        let last_bucket = last / width_ms * width_ms;
+        let earliest = last_bucket.saturating_sub((max_buckets.max(1) - 1) * width_ms);
+        let first = self.first_ms.clamp(earliest, last);
+        if first / width_ms == last / width_ms {
+            f(last_bucket, self.whole());
+            return;
+        }
+        let whole = self.whole();
+        let d = u128::from(last - first);
+        let (tb, tp) = (u128::from(whole.bytes), u128::from(whole.packets));
+        let (teb, tep) = (u128::from(whole.est_bytes), u128::from(whole.est_packets));
+        let mut b = first / width_ms * width_ms;
+        while b <= last_bucket {
+            let lo = u128::from(b.max(first) - first);
+            let hi = u128::from((b + width_ms).min(last) - first);
+            let share = Agg {
+                bytes: (tb * hi / d - tb * lo / d) as u64,
+                packets: (tp * hi / d - tp * lo / d) as u64,
+                flows: u64::from(b == last_bucket),
+                est_bytes: (teb * hi / d - teb * lo / d) as u64,
+                est_packets: (tep * hi / d - tep * lo / d) as u64,
+            };
+            f(b, share);
+            b += width_ms;
+        }
+    }
+
+    /// Calls `f` with the flow's share of `[from_ms, to_ms)` (bucket
+    /// starts; nothing if the share is empty): at once when all its
+    /// buckets are inside, else summed over the buckets that are.
+    #[inline]
+    pub(crate) fn in_range(
+        &self,
+        max_buckets: u64,
+        from_ms: u64,
+        to_ms: u64,
+        mut f: impl FnMut(Agg),
+    ) {
+        let w = crate::writer::TIER_MS[0];
+        let (first, last) = self.buckets(w, max_buckets);
+        if first >= from_ms && last < to_ms {
+            f(self.whole());
+        } else if last >= from_ms && first < to_ms {
+            let mut sum = Agg::default();
+            let mut any = false;
+            self.prorate(w, max_buckets, |b, a| {
+                if b >= from_ms && b < to_ms {
+                    sum.add(a);
+                    any = true;
+                }
+            });
+            if any {
+                f(sum);
+            }
+        }
     }
 }
 
@@ -541,7 +1052,7 @@ mod tests {
         assert_eq!(d.groups.len(), 8);
         assert_eq!(d.folded, 2);
         let mut blob = Vec::new();
-        d.encode(Dimension::SrcAddr, 3, &mut blob);
+        d.encode(Dimension::SrcAddr, 3, &mut blob, &mut Vec::new());
         let mut back = DimAgg::default();
         back.decode_into(Dimension::SrcAddr, &blob, 100).unwrap();
         assert_eq!(back.groups.len(), 3);
@@ -551,5 +1062,138 @@ mod tests {
         assert!(DimAgg::default()
             .decode_into(Dimension::SrcAddr, &blob[..blob.len() - 1], 9)
             .is_none());
+    }
+
+    fn agg(bytes: u64) -> Agg {
+        Agg {
+            bytes,
+            packets: 1,
+            flows: 1,
+            est_bytes: bytes * 2,
+            est_packets: 2,
+        }
+    }
+
+    #[test]
+    fn compaction_keeps_the_top_groups_and_every_byte() {
+        let mut big = DimAgg::default();
+        for i in 0..100u128 {
+            // Ties at 50: the smaller keys are kept.
+            big.add(Key(i, 0), agg((i as u64).min(50) * 10), 1000);
+        }
+        let total = big.total();
+        let mut small = DimAgg::default();
+        big.compact_into(10, &mut small, &mut Vec::new());
+        assert_eq!(small.groups.len(), 10);
+        assert_eq!(small.total(), total);
+        assert_eq!(small.folded, 90);
+        assert!(big.groups.is_empty() && big.total() == Agg::default());
+        let mut kept: Vec<u128> = small.groups.keys().map(|k| k.0).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, (50..60).collect::<Vec<_>>());
+        // What compaction keeps is what encoding would keep.
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        let mut again = DimAgg::default();
+        for i in 0..100u128 {
+            again.add(Key(i, 0), agg((i as u64).min(50) * 10), 1000);
+        }
+        again.encode(Dimension::SrcAddr, 10, &mut a, &mut Vec::new());
+        small.encode(Dimension::SrcAddr, 10, &mut b, &mut Vec::new());
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_log_adds_up_like_flow_by_flow() {
+        let flows: Vec<Flow> = (0..500u32)
+            .map(|i| Flow {
+                exporter: IpAddr::from([192, 0, 2, (i % 3) as u8]),
+                src_addr: IpAddr::from([10, 0, (i % 7) as u8, (i % 11) as u8]),
+                dst_addr: if i % 4 == 0 {
+                    "2001:db8::1".parse().unwrap()
+                } else {
+                    IpAddr::from([100, 65, 0, (i % 13) as u8])
+                },
+                src_port: 40_000 + (i % 17) as u16,
+                dst_port: 443,
+                protocol: if i % 5 == 0 { 17 } else { 6 },
+                input_if: i % 2,
+                output_if: 100 + i % 3,
+                src_as: i % 4,
+                dst_as: 64_496,
+                bytes: u64::from(i) * 100,
+                packets: u64::from(i),
+                sampling_interval: 1 + i % 2,
+                ..Flow::default()
+            })
+            .collect();
+        let mut by_log = Rollup::default();
+        let log: Vec<Rec> = flows
+            .iter()
+            .map(|f| {
+                let whole = FlowTotals {
+                    first_ms: f.first_ms,
+                    last_ms: f.last_ms,
+                    bytes: f.bytes,
+                    packets: f.packets,
+                    sampling: f.sampling_interval,
+                }
+                .whole();
+                let e = match f.exporter {
+                    IpAddr::V4(a) => u32::from(a.octets()[3]),
+                    IpAddr::V6(_) => 0,
+                };
+                Rec::of(f, e).with(whole)
+            })
+            .collect();
+        let exporters: Vec<u128> = (0..3u8)
+            .map(|i| addr16(IpAddr::from([192, 0, 2, i])))
+            .collect();
+        by_log.add_log(&log, 4096, &mut FxMap::default(), &exporters);
+        for (d, dim) in Dimension::ALL.iter().zip(&by_log.dims) {
+            let mut one = DimAgg::default();
+            for (f, r) in flows.iter().zip(&log) {
+                one.add(d.key(f), r.share(), 4096);
+            }
+            let mut x: Vec<_> = one.groups.into_iter().collect();
+            let mut y: Vec<_> = dim.groups.clone().into_iter().collect();
+            x.sort_unstable_by_key(|e| e.0);
+            y.sort_unstable_by_key(|e| e.0);
+            assert_eq!(x, y, "{d:?}");
+        }
+    }
+
+    #[test]
+    fn network_map_blob_round_trips() {
+        let v4 = |s: &str| addr16(s.parse().unwrap());
+        let mut m = MatrixAgg::default();
+        m.add(v4("10.16.5.7"), v4("100.65.1.9"), agg(100));
+        m.add(v4("10.16.5.200"), v4("100.65.1.1"), agg(50)); // same /24 pair
+        m.add(v4("2001:db8:1:5::7"), v4("3fff:100::1"), agg(7));
+        m.add(v4("10.16.5.7"), v4("2001:db8::9"), agg(3));
+        assert_eq!(m.len(), 3);
+        let mut blob = Vec::new();
+        m.encode(&mut blob);
+        let mut back = MatrixAgg::default();
+        back.decode_into(&blob).unwrap();
+        let mut pairs = Vec::new();
+        back.for_each(|s, d, a| pairs.push((addr_from16(s), addr_from16(d), a.bytes)));
+        pairs.sort_unstable();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            pairs,
+            [
+                (ip("10.16.5.0"), ip("100.65.1.0"), 150),
+                (ip("10.16.5.0"), ip("2001:db8::"), 3),
+                (ip("2001:db8:1:5::"), ip("3fff:100::"), 7),
+            ]
+        );
+        let mut seen = 0;
+        assert_eq!(
+            MatrixAgg::visit(&blob, |_, _, a| seen += a.bytes),
+            Some(false)
+        );
+        assert_eq!(seen, 160);
+        assert!(MatrixAgg::visit(&blob[..blob.len() - 1], |_, _, _| {}).is_none());
     }
 }

@@ -131,6 +131,8 @@ pub(crate) struct Dbs {
     pub(crate) raw: Database<BlockKeyCodec, Bytes>,
     pub(crate) buckets: Database<U64<BigEndian>, BucketInfoCodec>,
     pub(crate) rollups: [Database<RollupKeyCodec, Bytes>; 3],
+    /// Network-map rollup: hour u64 → blob of (src prefix, dst prefix) totals.
+    pub(crate) matrix: Database<U64<BigEndian>, Bytes>,
     /// (tier u8 | window u64) → written_at_s u64 for rollups; dirty marks.
     pub(crate) rollup_index: Database<IndexKeyCodec, U64<BigEndian>>,
     pub(crate) networks: Database<Str, Bytes>,
@@ -267,6 +269,7 @@ impl Store {
                 env.create_database(&mut wtxn, Some("rollup_5m"))?,
                 env.create_database(&mut wtxn, Some("rollup_1h"))?,
             ],
+            matrix: env.create_database(&mut wtxn, Some("matrix_1h"))?,
             rollup_index: env.create_database(&mut wtxn, Some("rollup_index"))?,
             networks: env.create_database(&mut wtxn, Some("networks"))?,
             users: env.create_database(&mut wtxn, Some("users"))?,

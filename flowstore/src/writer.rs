@@ -2,14 +2,23 @@
 //! batch, and keeps the rollups, retention and disk budget.
 //!
 //! Raw flows are committed with every batch. Rollups are aggregated in
-//! memory for the most recent 1-minute buckets and written together with a
-//! per-bucket watermark (`rolled_seq`) at [`Writer::flush`] — every
-//! `flush_interval`, when the cache is full, and on drop. After a crash the
-//! writer re-aggregates the raw blocks above the watermark, so the rollups
-//! catch up exactly: no flow counted twice, none lost.
+//! memory for the most recent 1-minute buckets (and the hours of the
+//! network-map rollup) and written together with a per-bucket watermark
+//! (`rolled_seq`) at [`Writer::flush`] — every `flush_interval`, when the
+//! cache is full, and on drop. After a crash the writer re-aggregates the
+//! raw blocks above the watermark, so the rollups catch up exactly: no flow
+//! counted twice, none lost.
+//!
+//! The cache keeps every bucket a new flow can still be pro-rated into
+//! (`max_prorate_buckets`), so long flows add their older shares in memory
+//! rather than by reloading and rewriting stored buckets. A bucket more
+//! than [`COMPACT_LAG_MS`] behind the newest one is compacted to the
+//! `rollup_keep` groups per dimension it will be stored with; later shares
+//! of other groups go to its "other".
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+
 use std::time::{Duration, Instant};
 
 use heed::byteorder::BigEndian;
@@ -18,15 +27,25 @@ use heed::RwTxn;
 use netflow9::Flow;
 
 use crate::codec::block::{self, BlockHeader, MAX_BLOCK_FLOWS};
-use crate::codec::keys::{BlockKey, RollupKey};
+use crate::codec::keys::{addr16, BlockKey, RollupKey};
 use crate::error::{Error, Result};
-use crate::rollup::{prorate, Dimension, Rollup};
+use crate::rollup::{prorate, Agg, Dimension, FxMap, Key, MatrixAgg, Rec, Rollup, MATRIX_MS};
 use crate::store::{now_secs, Store, StoreStats, META_HIGH_WATER};
 
 /// Widths of the rollup tiers in milliseconds: 1 min, 5 min, 1 h.
 pub(crate) const TIER_MS: [u64; 3] = [60_000, 300_000, 3_600_000];
-/// Rollup buckets aggregated in memory before a flush is forced.
-const CACHE_BUCKETS: usize = 32;
+/// Buckets cached beyond the pro-rating window before a flush and eviction
+/// are forced.
+const CACHE_SLACK: usize = 64;
+/// A cached bucket this far behind the newest is compacted to `rollup_keep`
+/// groups per dimension.
+pub(crate) const COMPACT_LAG_MS: u64 = 5 * 60_000;
+/// Shares logged in a compacted bucket before they are added to it.
+const LOG_DRAIN: usize = 4096;
+/// Emptied rollups kept for reuse.
+const SPARE_ROLLUPS: usize = 4;
+/// Tier number of the network-map rollup in `rollup_index`.
+pub(crate) const MATRIX_TIER: u8 = 3;
 /// A 5m/1h window is rebuilt once the newest flow is this far past its end.
 const MATERIALIZE_GRACE_MS: u64 = 120_000;
 
@@ -72,14 +91,113 @@ pub struct Writer {
     dec: block::Decoder,
     value: Vec<u8>,
     blob: Vec<u8>,
-    chunk: Vec<Flow>,
     order: Vec<(u64, u32)>,
-    /// 1-minute rollups not yet flushed, by bucket start (ms).
-    cache: HashMap<u64, Rollup>,
+    /// 1-minute rollups of recent buckets, by bucket start (ms).
+    cache: FxMap<u64, Cached>,
+    /// Network-map rollups of recent hours, by hour start (ms).
+    hours: FxMap<u64, CachedHour>,
+    /// Start of the newest 1-minute bucket aggregated (ms).
+    newest: u64,
+    /// Emptied tables and logs, kept for reuse: allocating them afresh
+    /// costs a page fault per 4 KiB.
+    spare: Spare,
+    shares: Vec<(u64, Agg)>,
+    /// Exporters seen, [`addr16`] forms: logs refer to them by index.
+    exporters: Vec<u128>,
+    exporter_index: FxMap<u128, u32>,
+    /// Per flow and hour: (hour, src, dst, share), for the network map.
+    pairs: Vec<(u64, u128, u128, Agg)>,
+    small_keys: FxMap<Key, Agg>,
+    ranked: Vec<(u64, Key)>,
     /// Raw buckets appended since the last flush: bucket → next_seq.
     unrolled: HashMap<u64, u32>,
     last_flush: Instant,
     flush_interval: Duration,
+}
+
+/// Emptied rollups and logs kept for reuse.
+#[derive(Default)]
+struct Spare {
+    /// Rollups of buckets before compaction (large tables).
+    big: Vec<Rollup>,
+    /// Rollups of compacted buckets.
+    small: Vec<Rollup>,
+    logs: Vec<Vec<Rec>>,
+    hours: Vec<MatrixAgg>,
+    /// The longest log drained so far: a new log starts that large, so it
+    /// is not copied as it grows.
+    log_hint: usize,
+}
+
+/// The cached bucket starting at `b`, loaded (or started empty) if needed.
+fn cached<'c>(
+    cache: &'c mut FxMap<u64, Cached>,
+    spare: &mut Spare,
+    store: &Store,
+    b: u64,
+) -> Result<&'c mut Cached> {
+    Ok(match cache.entry(b) {
+        std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+        std::collections::hash_map::Entry::Vacant(v) => {
+            let cfg = store.inner.cfg;
+            v.insert(match load_rollup(store, b, cfg.group_cap)? {
+                // A stored bucket is already cut to its top groups.
+                Some(r) => Cached {
+                    r,
+                    log: Vec::new(),
+                    dirty: false,
+                    compact: true,
+                },
+                None => Cached {
+                    r: spare.big.pop().unwrap_or_default(),
+                    log: spare
+                        .logs
+                        .pop()
+                        .unwrap_or_else(|| Vec::with_capacity(spare.log_hint)),
+                    dirty: false,
+                    compact: false,
+                },
+            })
+        }
+    })
+}
+
+/// The cached network-map hour starting at `h`, loaded (or started empty)
+/// if needed.
+fn hour_entry<'c>(
+    hours: &'c mut FxMap<u64, CachedHour>,
+    spare: &mut Spare,
+    store: &Store,
+    h: u64,
+) -> Result<&'c mut CachedHour> {
+    Ok(match hours.entry(h) {
+        std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+        std::collections::hash_map::Entry::Vacant(v) => {
+            let mut m = spare.hours.pop().unwrap_or_default();
+            load_matrix(store, h, &mut m)?;
+            v.insert(CachedHour { m, dirty: false })
+        }
+    })
+}
+
+/// A cached 1-minute rollup.
+#[derive(Default)]
+struct Cached {
+    r: Rollup,
+    /// Shares not yet added to `r`: adding them in bulk, a dimension at a
+    /// time, is several times faster than flow by flow.
+    log: Vec<Rec>,
+    /// Changed since it was last written.
+    dirty: bool,
+    /// Cut to `rollup_keep` groups per dimension; new groups go to "other".
+    compact: bool,
+}
+
+/// A cached hour of the network-map rollup.
+#[derive(Default)]
+struct CachedHour {
+    m: MatrixAgg,
+    dirty: bool,
 }
 
 impl std::fmt::Debug for Writer {
@@ -105,9 +223,17 @@ impl Store {
             dec: block::Decoder::default(),
             value: Vec::new(),
             blob: Vec::new(),
-            chunk: Vec::new(),
             order: Vec::new(),
-            cache: HashMap::new(),
+            cache: FxMap::default(),
+            hours: FxMap::default(),
+            newest: 0,
+            spare: Spare::default(),
+            shares: Vec::new(),
+            exporters: Vec::new(),
+            exporter_index: FxMap::default(),
+            pairs: Vec::new(),
+            small_keys: FxMap::default(),
+            ranked: Vec::new(),
             unrolled: HashMap::new(),
             last_flush: Instant::now(),
             flush_interval: Duration::from_secs(5),
@@ -180,13 +306,87 @@ impl Writer {
         StoreStats::add(&stats.commit_micros, started.elapsed().as_micros() as u64);
         // Rollups: aggregate after the commit (they are rebuilt from raw
         // data if the process dies before the next flush).
-        for f in flows {
-            self.aggregate(f)?;
-        }
-        if self.cache.len() > CACHE_BUCKETS || self.last_flush.elapsed() >= self.flush_interval {
+        self.aggregate(flows)?;
+        self.after_aggregate()?;
+        if self.last_flush.elapsed() >= self.flush_interval {
             self.flush()?;
         }
         Ok(report)
+    }
+
+    /// The pro-rating window in ms: buckets a new flow can still reach.
+    fn window_ms(&self) -> u64 {
+        (self.store.inner.cfg.max_prorate_buckets + 2) * TIER_MS[0]
+    }
+
+    /// Compacts buckets that fell behind; when the cache outgrows the
+    /// pro-rating window, flushes and evicts what is behind it.
+    fn after_aggregate(&mut self) -> Result<()> {
+        let keep = self.store.inner.cfg.rollup_keep;
+        let lag = self.newest.saturating_sub(COMPACT_LAG_MS);
+        // Old buckets' logs are drained when compacted or long enough.
+        let due: Vec<u64> = self
+            .cache
+            .iter()
+            .filter(|(b, c)| (!c.compact && **b < lag) || c.log.len() >= LOG_DRAIN)
+            .map(|(b, _)| *b)
+            .collect();
+        for b in due {
+            self.drain(b)?;
+        }
+        for (b, c) in &mut self.cache {
+            if !c.compact && *b < lag {
+                let mut small = self.spare.small.pop().unwrap_or_default();
+                c.r.compact_into(keep, &mut small, &mut self.ranked);
+                let big = std::mem::replace(&mut c.r, small);
+                c.compact = true;
+                // Its (large, empty) tables and log serve the next new bucket.
+                if self.spare.big.len() < SPARE_ROLLUPS {
+                    self.spare.big.push(big);
+                }
+                if self.spare.logs.len() < SPARE_ROLLUPS {
+                    self.spare.logs.push(std::mem::take(&mut c.log));
+                }
+            }
+        }
+        let window = self.store.inner.cfg.max_prorate_buckets as usize + 2;
+        if self.cache.len() > window + CACHE_SLACK || self.hours.len() > 4 + CACHE_SLACK / 16 {
+            self.flush()?;
+            self.evict(self.newest.saturating_sub(self.window_ms()));
+        }
+        Ok(())
+    }
+
+    /// Drops cached buckets (and hours) that end before `before_ms`; they
+    /// must be clean.
+    fn evict(&mut self, before_ms: u64) {
+        let spare = &mut self.spare;
+        self.cache.retain(|b, c| {
+            let keep = c.dirty || b + TIER_MS[0] > before_ms;
+            if !keep && c.compact && spare.small.len() < SPARE_ROLLUPS {
+                let mut r = std::mem::take(&mut c.r);
+                r.clear();
+                spare.small.push(r);
+            }
+            keep
+        });
+        self.hours.retain(|h, c| {
+            let keep = c.dirty || h + MATRIX_MS > before_ms;
+            if !keep && spare.hours.is_empty() {
+                let mut m = std::mem::take(&mut c.m);
+                m.clear();
+                spare.hours.push(m);
+            }
+            keep
+        });
+        // Out-of-order data can leave more behind: keep the newest.
+        let window = self.store.inner.cfg.max_prorate_buckets as usize + 2;
+        if self.cache.len() > window + CACHE_SLACK {
+            let mut starts: Vec<u64> = self.cache.keys().copied().collect();
+            starts.sort_unstable();
+            let cut = starts[starts.len() - window];
+            self.cache.retain(|b, c| c.dirty || *b >= cut);
+        }
     }
 
     fn try_append(&mut self, flows: &[Flow]) -> Result<AppendReport> {
@@ -227,17 +427,18 @@ impl Writer {
                 .get(&txn, &key_bucket)?
                 .unwrap_or_default();
             for piece in self.order[start..end].chunks(MAX_BLOCK_FLOWS) {
-                self.chunk.clear();
-                self.chunk
-                    .extend(piece.iter().map(|(_, i)| flows[*i as usize]));
-                let mut rest: &[Flow] = &self.chunk;
+                let mut rest: &[(u64, u32)] = piece;
                 while !rest.is_empty() {
                     // Split when a block would have too many exporters.
                     let mut n = rest.len();
-                    while !self
-                        .enc
-                        .encode(&rest[..n], inner.cfg.compression_level, &mut self.value)
-                    {
+                    while !self.enc.encode(
+                        rest[..n].iter().map(|(_, i)| &flows[*i as usize]),
+                        inner.cfg.compression_level,
+                        &mut self.value,
+                    ) {
+                        if n == 1 {
+                            return Err(Error::corrupt("raw", &[], "block encoding failed"));
+                        }
                         n = n.div_ceil(2);
                     }
                     inner.dbs.raw.put(
@@ -250,7 +451,7 @@ impl Writer {
                     )?;
                     info.next_seq += 1;
                     report.blocks += 1;
-                    for f in &rest[..n] {
+                    for f in rest[..n].iter().map(|(_, i)| &flows[*i as usize]) {
                         info.flows += 1;
                         info.bytes += f.bytes;
                         info.packets += f.packets;
@@ -281,29 +482,147 @@ impl Writer {
         Ok(report)
     }
 
-    /// Adds one flow to the cached 1-minute rollups, loading a bucket's
-    /// stored rollup first when it is not cached.
-    fn aggregate(&mut self, f: &Flow) -> Result<()> {
+    /// Logs the flows' pro-rated shares in the cached buckets they fall in,
+    /// loading a bucket's stored rollup first when it is not cached.
+    fn aggregate(&mut self, flows: &[Flow]) -> Result<()> {
         let cfg = self.store.inner.cfg;
-        let cache = &mut self.cache;
-        let store = &self.store;
+        let mut shares = std::mem::take(&mut self.shares);
+        let mut pairs = std::mem::take(&mut self.pairs);
+        // Consecutive flows mostly end in the same bucket: its log is taken
+        // out of the cache while they are added, and put back after.
+        let mut run: Option<(u64, Vec<Rec>)> = None;
+        let mut last_exporter = None;
         let mut result = Ok(());
-        prorate(f, TIER_MS[0], cfg.max_prorate_buckets, |b, share| {
-            let r = match cache.entry(b) {
-                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    match load_rollup(store, b, cfg.group_cap) {
-                        Ok(r) => v.insert(r),
-                        Err(e) => {
-                            result = Err(e);
-                            return;
-                        }
-                    }
+        'flows: for f in flows {
+            let e = match last_exporter {
+                Some((a, i)) if a == f.exporter => i,
+                _ => {
+                    let i = self.exporter_index(f.exporter);
+                    last_exporter = Some((f.exporter, i));
+                    i
                 }
             };
-            r.add(f, share, cfg.group_cap);
-        });
+            let base = Rec::of(f, e);
+            shares.clear();
+            prorate(f, TIER_MS[0], cfg.max_prorate_buckets, |b, share| {
+                shares.push((b, share));
+            });
+            // The network map: the flow's shares summed per hour.
+            let mut i = 0;
+            while i < shares.len() {
+                let h = shares[i].0 / MATRIX_MS * MATRIX_MS;
+                let mut sum = Agg::default();
+                while let Some((_, a)) = shares.get(i).filter(|s| s.0 / MATRIX_MS * MATRIX_MS == h)
+                {
+                    sum.add(*a);
+                    i += 1;
+                }
+                let (src, dst) = base.addrs();
+                pairs.push((h, src, dst, sum));
+            }
+            for &(b, share) in &shares {
+                let rec = base.with(share);
+                if let Some((rb, log)) = &mut run {
+                    if *rb == b {
+                        log.push(rec);
+                        continue;
+                    }
+                }
+                let c = match cached(&mut self.cache, &mut self.spare, &self.store, b) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        result = Err(e);
+                        break 'flows;
+                    }
+                };
+                c.dirty = true;
+                self.newest = self.newest.max(b);
+                if share.flows == 1 {
+                    let mut log = std::mem::take(&mut c.log);
+                    log.push(rec);
+                    if let Some((rb, old)) = run.replace((b, log)) {
+                        if let Some(c) = self.cache.get_mut(&rb) {
+                            c.log = old;
+                        }
+                    }
+                } else {
+                    c.log.push(rec);
+                }
+            }
+        }
+        if let Some((rb, log)) = run {
+            if let Some(c) = self.cache.get_mut(&rb) {
+                c.log = log;
+            }
+        }
+        // The network map, in a loop of its own: its table is large and
+        // hit at random.
+        let mut i = 0;
+        while i < pairs.len() && result.is_ok() {
+            let h = pairs[i].0;
+            let end = pairs[i..]
+                .iter()
+                .position(|p| p.0 != h)
+                .map_or(pairs.len(), |p| i + p);
+            match hour_entry(&mut self.hours, &mut self.spare, &self.store, h) {
+                Ok(c) => {
+                    c.dirty = true;
+                    for (_, src, dst, a) in &pairs[i..end] {
+                        c.m.add(*src, *dst, *a);
+                    }
+                }
+                Err(e) => result = Err(e),
+            }
+            i = end;
+        }
+        pairs.clear();
+        (self.shares, self.pairs) = (shares, pairs);
         result
+    }
+
+    /// The index of `exporter` in `self.exporters`, adding it if new.
+    fn exporter_index(&mut self, exporter: std::net::IpAddr) -> u32 {
+        let a = addr16(exporter);
+        let next = self.exporters.len() as u32;
+        let i = *self.exporter_index.entry(a).or_insert(next);
+        if i == next {
+            self.exporters.push(a);
+        }
+        i
+    }
+
+    /// Adds a bucket's logged shares to its rollup.
+    fn drain(&mut self, b: u64) -> Result<()> {
+        let cfg = self.store.inner.cfg;
+        let Some(c) = self.cache.get_mut(&b) else {
+            return Ok(());
+        };
+        if c.log.is_empty() {
+            return Ok(());
+        }
+        let cap = if c.compact {
+            cfg.rollup_keep
+        } else {
+            cfg.group_cap
+        };
+        c.r.add_log(&c.log, cap, &mut self.small_keys, &self.exporters);
+        self.spare.log_hint = self.spare.log_hint.max(c.log.len());
+        c.log.clear();
+        Ok(())
+    }
+
+    /// Drains every bucket's log.
+    fn drain_all(&mut self) -> Result<()> {
+        let pending: Vec<u64> = self
+            .cache
+            .iter()
+            .filter(|(_, c)| !c.log.is_empty())
+            .map(|(b, _)| *b)
+            .collect();
+        for b in pending {
+            self.drain(b)?;
+        }
+        Ok(())
     }
 
     /// Writes the cached rollups and advances the raw buckets' watermarks,
@@ -314,9 +633,10 @@ impl Writer {
     /// LMDB errors (the cache is kept; a later flush retries).
     pub fn flush(&mut self) -> Result<()> {
         self.last_flush = Instant::now();
-        if self.cache.is_empty() && self.unrolled.is_empty() {
+        if !self.has_dirty() {
             return Ok(());
         }
+        self.drain_all()?;
         loop {
             match self.try_flush() {
                 Ok(()) => break,
@@ -331,9 +651,18 @@ impl Writer {
                 Err(e) => return Err(e),
             }
         }
-        self.cache.clear();
-        self.unrolled.clear();
+        self.mark_clean();
         Ok(())
+    }
+
+    fn mark_clean(&mut self) {
+        for c in self.cache.values_mut() {
+            c.dirty = false;
+        }
+        for c in self.hours.values_mut() {
+            c.dirty = false;
+        }
+        self.unrolled.clear();
     }
 
     fn try_flush(&mut self) -> Result<()> {
@@ -344,8 +673,23 @@ impl Writer {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut txn = inner.env.write_txn()?;
         let now = now_secs();
-        for (bucket, rollup) in &self.cache {
-            write_rollup(&mut txn, &self.store, 0, *bucket, rollup, &mut self.blob)?;
+        for (hour, c) in &self.hours {
+            if !c.dirty {
+                continue;
+            }
+            c.m.encode(&mut self.blob);
+            inner.dbs.matrix.put(&mut txn, &(hour / 1000), &self.blob)?;
+            inner.dbs.rollup_index.put(
+                &mut txn,
+                &index_key(INDEX_WRITTEN, MATRIX_TIER, *hour),
+                &now,
+            )?;
+        }
+        for (bucket, c) in &self.cache {
+            if !c.dirty {
+                continue;
+            }
+            write_rollup(&mut txn, &self.store, 0, *bucket, &c.r, &mut self.blob)?;
             for tier in 1..3u8 {
                 let w = TIER_MS[usize::from(tier)];
                 let window = bucket / w * w;
@@ -395,14 +739,10 @@ impl Writer {
                         .decode(&h, &mut flows)
                         .ok_or_else(|| Error::corrupt("raw", &key.to_bytes(), "block"))?;
                 }
-                for f in &flows {
-                    self.aggregate(f)?;
-                }
+                self.aggregate(&flows)?;
             }
             self.unrolled.insert(bucket, 0);
-            if self.cache.len() > CACHE_BUCKETS {
-                self.flush()?;
-            }
+            self.after_aggregate()?;
         }
         self.flush()
     }
@@ -420,6 +760,7 @@ impl Writer {
         let mut txn = inner.env.write_txn()?;
         let mut removed = 0;
         let mut flows = 0;
+        let mut total = 0;
         // Oldest first across raw flows and 1-minute rollups: everything
         // older than T, T being 1/16 of their time span past the oldest.
         // With neither left, the 5-minute then hourly rollups the same way.
@@ -429,6 +770,12 @@ impl Writer {
                     (Some((a, _)), Some((b, _))) => Some((a, b)),
                     _ => None,
                 },
+                Some(t) if t == usize::from(MATRIX_TIER) => {
+                    match (inner.dbs.matrix.first(txn)?, inner.dbs.matrix.last(txn)?) {
+                        (Some((a, _)), Some((b, _))) => Some((a, b)),
+                        _ => None,
+                    }
+                }
                 Some(t) => match (
                     inner.dbs.rollups[t].first(txn)?,
                     inner.dbs.rollups[t].last(txn)?,
@@ -438,7 +785,8 @@ impl Writer {
                 },
             })
         };
-        let groups: [&[Option<usize>]; 3] = [&[None, Some(0)], &[Some(1)], &[Some(2)]];
+        let matrix = Some(usize::from(MATRIX_TIER));
+        let groups: [&[Option<usize>]; 3] = [&[None, Some(0)], &[Some(1), matrix], &[Some(2)]];
         let mut rollups_removed = 0;
         for group in groups {
             let spans: Vec<(Option<usize>, (u64, u64))> = group
@@ -466,7 +814,22 @@ impl Writer {
                             flows += n;
                         }
                     }
+                    Some(t) if t == usize::from(MATRIX_TIER) => {
+                        let n = inner.dbs.matrix.delete_range(&mut txn, &(..cut))?;
+                        let lo_i = index_key(INDEX_WRITTEN, MATRIX_TIER, 0);
+                        let hi_i =
+                            index_key(INDEX_WRITTEN, MATRIX_TIER, cut.saturating_sub(1) * 1000);
+                        inner
+                            .dbs
+                            .rollup_index
+                            .delete_range(&mut txn, &(lo_i..=hi_i))?;
+                        self.hours.retain(|h, _| *h >= cut * 1000);
+                        rollups_removed += n as u64;
+                    }
                     Some(t) => {
+                        if t == 0 {
+                            self.cache.retain(|b, _| *b >= cut * 1000);
+                        }
                         let lo_k = RollupKey { bucket: 0, dim: 0 };
                         let hi_k = RollupKey {
                             bucket: cut.saturating_sub(1),
@@ -483,24 +846,36 @@ impl Writer {
                             (n / Dimension::ALL.len()).max(usize::from(n > 0)) as u64;
                     }
                 }
+                // One transaction per database: the pages the first frees
+                // are what the next one needs when the map is full.
+                txn.commit()?;
+                StoreStats::add(&inner.stats.budget_buckets, removed);
+                StoreStats::add(&inner.stats.budget_flows, flows);
+                StoreStats::add(&inner.stats.budget_rollups, rollups_removed);
+                total += removed + rollups_removed;
+                (removed, flows, rollups_removed) = (0, 0, 0);
+                txn = inner.env.write_txn()?;
             }
             break;
         }
         txn.commit()?;
-        StoreStats::add(&inner.stats.budget_buckets, removed);
-        StoreStats::add(&inner.stats.budget_flows, flows);
-        StoreStats::add(&inner.stats.budget_rollups, rollups_removed);
-        Ok(removed + rollups_removed)
+        Ok(total)
+    }
+
+    fn has_dirty(&self) -> bool {
+        !self.unrolled.is_empty()
+            || self.cache.values().any(|c| c.dirty)
+            || self.hours.values().any(|c| c.dirty)
     }
 
     fn flush_without_evict(&mut self) -> Result<()> {
-        if self.cache.is_empty() && self.unrolled.is_empty() {
+        if !self.has_dirty() {
             return Ok(());
         }
+        self.drain_all()?;
         match self.try_flush() {
             Ok(()) => {
-                self.cache.clear();
-                self.unrolled.clear();
+                self.mark_clean();
                 Ok(())
             }
             // No room even for the rollups: evicting raw data frees it.
@@ -582,12 +957,14 @@ impl Writer {
 
         // Rollup retention by write time; 1-minute buckets wait for their
         // windows to be rebuilt.
+        // The network-map rollup is kept as long as the 5-minute tier.
         let keep = [
             cfg.retention.rollup_1m_secs,
             cfg.retention.rollup_5m_secs,
             cfg.retention.rollup_1h_secs,
+            cfg.retention.rollup_5m_secs,
         ];
-        for tier in 0..3u8 {
+        for tier in 0..=MATRIX_TIER {
             let lo = index_key(INDEX_WRITTEN, tier, 0);
             let hi = index_key(INDEX_WRITTEN, tier, u64::MAX / 1000 * 1000);
             let mut expired = Vec::new();
@@ -604,6 +981,19 @@ impl Writer {
                 }
             }
             for bucket in expired {
+                if tier == MATRIX_TIER {
+                    inner.dbs.matrix.delete(&mut txn, &bucket)?;
+                    inner
+                        .dbs
+                        .rollup_index
+                        .delete(&mut txn, &index_key(INDEX_WRITTEN, tier, bucket * 1000))?;
+                    self.hours.remove(&(bucket * 1000));
+                    report.rollup_buckets += 1;
+                    continue;
+                }
+                if tier == 0 {
+                    self.cache.remove(&(bucket * 1000));
+                }
                 if tier < 2 {
                     let coarser = TIER_MS[usize::from(tier) + 1];
                     let w = bucket * 1000 / coarser * coarser;
@@ -662,8 +1052,9 @@ fn write_rollup(
     blob: &mut Vec<u8>,
 ) -> Result<()> {
     let inner = &store.inner;
+    let mut entries = Vec::new();
     for (d, agg) in Dimension::ALL.iter().zip(&r.dims) {
-        agg.encode(*d, inner.cfg.rollup_keep, blob);
+        agg.encode(*d, inner.cfg.rollup_keep, blob, &mut entries);
         inner.dbs.rollups[usize::from(tier)].put(
             txn,
             &RollupKey {
@@ -706,9 +1097,18 @@ pub(crate) fn merge_stored(
     Ok(found)
 }
 
-fn load_rollup(store: &Store, bucket_ms: u64, cap: usize) -> Result<Rollup> {
+fn load_rollup(store: &Store, bucket_ms: u64, cap: usize) -> Result<Option<Rollup>> {
     let mut r = Rollup::default();
     let txn = store.inner.env.read_txn()?;
-    merge_stored(&txn, store, 0, bucket_ms, &mut r, cap)?;
-    Ok(r)
+    Ok(merge_stored(&txn, store, 0, bucket_ms, &mut r, cap)?.then_some(r))
+}
+
+/// Merges the stored network-map hour at `hour_ms` (if any) into `m`.
+fn load_matrix(store: &Store, hour_ms: u64, m: &mut MatrixAgg) -> Result<()> {
+    let txn = store.inner.env.read_txn()?;
+    if let Some(v) = store.inner.dbs.matrix.get(&txn, &(hour_ms / 1000))? {
+        m.decode_into(v)
+            .ok_or_else(|| Error::corrupt("matrix", &(hour_ms / 1000).to_be_bytes(), "blob"))?;
+    }
+    Ok(())
 }

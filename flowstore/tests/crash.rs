@@ -223,7 +223,7 @@ fn corrupt_rollup_counters_saturate() {
     }
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
     match store.summary(TimeRange::all(), &Filter::parse("").unwrap()) {
-        Ok(s) => assert!(s.bytes <= u64::MAX),
+        Ok(s) => assert!(s.flows > 0, "the store still answers: {s:?}"),
         Err(e) => assert!(matches!(e, Error::Corrupt { .. }), "{e}"),
     }
 }

@@ -77,3 +77,27 @@ fn opens_a_store_written_by_format_1() {
         .unwrap();
     assert_eq!((rolled.flows, rolled.bytes), (1804, 66_963_180));
 }
+
+#[test]
+#[ignore = "writes fuzz seeds; run by hand: FLOWSTORE_WRITE_FUZZ_SEEDS=1 cargo test -p flowstore --test format -- --ignored"]
+fn write_fuzz_seeds() {
+    if std::env::var("FLOWSTORE_WRITE_FUZZ_SEEDS").is_err() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&fixture(1), tmp.path());
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/store_block");
+    std::fs::create_dir_all(&out).unwrap();
+    // SAFETY: the only environment open on this copy in this process.
+    #[allow(unsafe_code)]
+    let env = unsafe { heed::EnvOpenOptions::new().max_dbs(16).open(tmp.path()).unwrap() };
+    let txn = env.read_txn().unwrap();
+    for (db_name, keep) in [("raw", 4), ("rollup_1m", 24), ("rollup_5m", 12)] {
+        let db: heed::Database<heed::types::Bytes, heed::types::Bytes> =
+            env.open_database(&txn, Some(db_name)).unwrap().unwrap();
+        for (i, item) in db.iter(&txn).unwrap().take(keep).enumerate() {
+            let (_, v) = item.unwrap();
+            std::fs::write(out.join(format!("{db_name}-{i}")), v).unwrap();
+        }
+    }
+}
