@@ -90,7 +90,12 @@ fn write_fuzz_seeds() {
     std::fs::create_dir_all(&out).unwrap();
     // SAFETY: the only environment open on this copy in this process.
     #[allow(unsafe_code)]
-    let env = unsafe { heed::EnvOpenOptions::new().max_dbs(16).open(tmp.path()).unwrap() };
+    let env = unsafe {
+        heed::EnvOpenOptions::new()
+            .max_dbs(16)
+            .open(tmp.path())
+            .unwrap()
+    };
     let txn = env.read_txn().unwrap();
     for (db_name, keep) in [("raw", 4), ("rollup_1m", 24), ("rollup_5m", 12)] {
         let db: heed::Database<heed::types::Bytes, heed::types::Bytes> =
