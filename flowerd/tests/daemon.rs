@@ -42,22 +42,29 @@ fn start(data_dir: &Path, netflow: &[&str]) -> Daemon {
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        assert!(Instant::now() < deadline, "flowerd did not become ready");
-        let line = lines.next().expect("flowerd exited").unwrap();
+    let mut netflow = None;
+    while Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
         if let Some(rest) = line.strip_prefix("flowerd: ready ") {
-            let netflow = rest
+            netflow = rest
                 .split_whitespace()
                 .find_map(|kv| kv.strip_prefix("netflow="))
-                .unwrap()
-                .split(',')
-                .map(|a| a.parse().unwrap())
-                .collect();
-            // keep draining stdout so the daemon never blocks on it
-            std::thread::spawn(move || for _ in lines {});
-            return Daemon { child, netflow };
+                .map(|v| {
+                    v.split(',')
+                        .map(|a| a.parse().unwrap())
+                        .collect::<Vec<SocketAddr>>()
+                });
+            break;
         }
     }
+    let Some(netflow) = netflow else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("flowerd did not become ready");
+    };
+    // keep draining stdout so the daemon never blocks on it
+    std::thread::spawn(move || for _ in lines {});
+    Daemon { child, netflow }
 }
 
 impl Daemon {
@@ -225,7 +232,7 @@ fn data_only_packet(seq: u32) -> Vec<u8> {
     let mut b = PacketBuilder::new(&mut buf, header).unwrap();
     b.record_with(&t, |r| {
         let put = |r: &mut [u8], ft: u16, v: &[u8]| {
-            r[t.offset_of(FieldType(ft)).unwrap()].copy_from_slice(v)
+            r[t.offset_of(FieldType(ft)).unwrap()].copy_from_slice(v);
         };
         put(r, 8, &[192, 0, 2, 77]);
         put(r, 12, &[198, 51, 100, 9]);
