@@ -157,27 +157,30 @@ fn netflow9_sets_addrs_counters(
     decoder: &mut Decoder<'_>,
     datagrams: &[(IpAddr, Vec<u8>)],
 ) -> (u64, u64) {
-    use netflow9::wire::read_uint;
     use netflow9::FieldType as T;
+    let be32 = |b: &[u8], at: usize| {
+        u64::from(u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]))
+    };
     let (mut records, mut sum) = (0u64, 0u64);
     for (exporter, p) in datagrams {
         let _ = decoder.decode_sets(*exporter, p, |set| {
             let t = set.template();
+            // Once per FlowSet: where the four fields are (4-byte fields here;
+            // other widths would go through `wire::read_uint`).
+            let at = |f: T| t.offset_of(f).filter(|r| r.len() == 4).map(|r| r.start);
             let (Some(src), Some(dst), Some(b), Some(n)) = (
-                t.offset_of(T::IPV4_SRC_ADDR)
-                    .or_else(|| t.offset_of(T::IPV6_SRC_ADDR)),
-                t.offset_of(T::IPV4_DST_ADDR)
-                    .or_else(|| t.offset_of(T::IPV6_DST_ADDR)),
-                t.offset_of(T::IN_BYTES),
-                t.offset_of(T::IN_PKTS),
+                at(T::IPV4_SRC_ADDR),
+                at(T::IPV4_DST_ADDR),
+                at(T::IN_BYTES),
+                at(T::IN_PKTS),
             ) else {
                 return;
             };
-            for rec in set.record_bytes() {
+            for r in set.record_bytes() {
                 sum = sum
-                    .wrapping_add(read_uint(&rec[src.clone()]) ^ read_uint(&rec[dst.clone()]))
-                    .wrapping_add(read_uint(&rec[b.clone()]))
-                    .wrapping_add(read_uint(&rec[n.clone()]));
+                    .wrapping_add(be32(r, src) ^ be32(r, dst))
+                    .wrapping_add(be32(r, b))
+                    .wrapping_add(be32(r, n));
                 records += 1;
             }
         });

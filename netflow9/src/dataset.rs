@@ -66,9 +66,14 @@ impl<'a> DataSet<'a> {
     /// `chunks_exact`; trailing padding is skipped; iteration stops at a
     /// malformed variable-length record (the decoder counted it).
     pub fn record_bytes(&self) -> RecordBytes<'a> {
-        RecordBytes {
-            template: self.template,
-            rest: self.body,
+        let len = self.template.record_len();
+        if self.template.is_variable() || len == 0 {
+            RecordBytes(Inner::Variable {
+                template: self.template,
+                rest: self.body,
+            })
+        } else {
+            RecordBytes(Inner::Fixed(self.body.chunks_exact(len)))
         }
     }
 
@@ -95,9 +100,18 @@ impl<'a> DataSet<'a> {
 
 /// Iterator over the records of a [`DataSet`], as byte slices.
 #[derive(Debug, Clone)]
-pub struct RecordBytes<'a> {
-    template: &'a Template,
-    rest: &'a [u8],
+pub struct RecordBytes<'a>(Inner<'a>);
+
+#[derive(Debug, Clone)]
+enum Inner<'a> {
+    /// Fixed-length records: every record has the template's length, the
+    /// remainder is padding.
+    Fixed(core::slice::ChunksExact<'a, u8>),
+    /// Records are walked field by field.
+    Variable {
+        template: &'a Template,
+        rest: &'a [u8],
+    },
 }
 
 impl<'a> Iterator for RecordBytes<'a> {
@@ -105,8 +119,13 @@ impl<'a> Iterator for RecordBytes<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<&'a [u8]> {
-        let (data, more) = self.template.split_record(self.rest)?.ok()?;
-        self.rest = more;
-        Some(data)
+        match &mut self.0 {
+            Inner::Fixed(chunks) => chunks.next(),
+            Inner::Variable { template, rest } => {
+                let (data, more) = template.split_record(rest)?.ok()?;
+                *rest = more;
+                Some(data)
+            }
+        }
     }
 }
