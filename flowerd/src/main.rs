@@ -81,6 +81,10 @@ fn effective_config(args: &cli::ServeArgs) -> anyhow::Result<config::Config> {
     if let Some(d) = &args.data {
         cfg.data.clone_from(d);
     }
+    if args.tls_cert.is_some() {
+        cfg.http.tls_cert.clone_from(&args.tls_cert);
+        cfg.http.tls_key.clone_from(&args.tls_key);
+    }
     Ok(cfg)
 }
 
