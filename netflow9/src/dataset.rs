@@ -25,7 +25,7 @@ use crate::template::Template;
 ///     // Once per FlowSet: where the counter is.
 ///     let Some(bytes) = set.template().offset_of(FieldType::IN_BYTES) else { return };
 ///     // Per record: one slice.
-///     for rec in set.record_bytes() {
+///     for rec in set.fixed_records().into_iter().flatten() {
 ///         total += netflow9::wire::read_uint(&rec[bytes.clone()]);
 ///     }
 /// })?;
@@ -75,6 +75,14 @@ impl<'a> DataSet<'a> {
         } else {
             RecordBytes(Inner::Fixed(self.body.chunks_exact(len)))
         }
+    }
+
+    /// For fixed-length templates, the records as `chunks_exact` of the
+    /// record length (the fastest loop; trailing padding is the remainder);
+    /// `None` for variable-length templates — use [`DataSet::record_bytes`].
+    pub fn fixed_records(&self) -> Option<core::slice::ChunksExact<'a, u8>> {
+        let len = self.template.record_len();
+        (!self.template.is_variable() && len > 0).then(|| self.body.chunks_exact(len))
     }
 
     /// Each record, as the per-record API hands them out.

@@ -56,6 +56,9 @@ fn decode_sets_sees_the_same_records_as_decode() {
             let ra = a.decode(src, &p, |r| per_record.push((r.bytes().to_vec(), r.flow())));
             let rb = b.decode_sets(src, &p, |set| {
                 let n = set.record_bytes().count();
+                if let Some(fixed) = set.fixed_records() {
+                    assert!(fixed.eq(set.record_bytes()));
+                }
                 assert_eq!(n, set.records().count());
                 for (bytes, r) in set.record_bytes().zip(set.records()) {
                     assert_eq!(bytes, r.bytes());
