@@ -96,61 +96,57 @@ fn a_killed_writer_loses_at_most_the_uncommitted_batch() {
     assert_eq!((rolled.flows, rolled.bytes), (raw.flows, raw.bytes));
 }
 
+/// A store holding one committed batch.
+fn store_with_one_batch() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    store.writer().unwrap().append(&batch(0)).unwrap();
+    dir
+}
+
+/// Rewrites database `db` of a closed store behind its back: `edit` gets
+/// the existing keys and returns the `(key, value)` pairs to put.
+fn rewrite_behind_the_stores_back(
+    dir: &std::path::Path,
+    db: &str,
+    edit: impl FnOnce(Vec<Vec<u8>>) -> Vec<(Vec<u8>, Vec<u8>)>,
+) {
+    // SAFETY: no other environment on this directory is open in this process.
+    #[allow(unsafe_code)]
+    let env = unsafe { heed::EnvOpenOptions::new().max_dbs(16).open(dir).unwrap() };
+    let mut txn = env.write_txn().unwrap();
+    let database: heed::Database<heed::types::Bytes, heed::types::Bytes> =
+        env.open_database(&txn, Some(db)).unwrap().unwrap();
+    let keys: Vec<Vec<u8>> = database
+        .iter(&txn)
+        .unwrap()
+        .map(|r| r.unwrap().0.to_vec())
+        .collect();
+    for (k, v) in edit(keys) {
+        database.put(&mut txn, &k, &v).unwrap();
+    }
+    txn.commit().unwrap();
+    env.prepare_for_closing().wait();
+}
+
 #[test]
 fn corrupt_values_and_future_formats_are_typed_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-        let mut w = store.writer().unwrap();
-        w.append(&batch(0)).unwrap();
-    }
+    let dir = store_with_one_batch();
     // Damage every raw block behind the store's back.
-    {
-        // SAFETY: no other environment on this directory is open in this process.
-        #[allow(unsafe_code)]
-        let env = unsafe {
-            heed::EnvOpenOptions::new()
-                .max_dbs(16)
-                .open(dir.path())
-                .unwrap()
-        };
-        let mut txn = env.write_txn().unwrap();
-        let raw: heed::Database<heed::types::Bytes, heed::types::Bytes> =
-            env.open_database(&txn, Some("raw")).unwrap().unwrap();
-        let keys: Vec<Vec<u8>> = raw
-            .iter(&txn)
-            .unwrap()
-            .map(|r| r.unwrap().0.to_vec())
-            .collect();
-        for k in keys {
-            raw.put(&mut txn, &k, b"\x01garbage").unwrap();
-        }
-        txn.commit().unwrap();
-        env.prepare_for_closing().wait();
-    }
+    rewrite_behind_the_stores_back(dir.path(), "raw", |keys| {
+        keys.into_iter()
+            .map(|k| (k, b"\x01garbage".to_vec()))
+            .collect()
+    });
     {
         let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
         let e = store.summary(TimeRange::all(), &raw_all()).unwrap_err();
         assert!(matches!(e, Error::Corrupt { db: "raw", .. }), "{e}");
     }
     // A store written by a future version.
-    {
-        #[allow(unsafe_code)]
-        // SAFETY: as above.
-        let env = unsafe {
-            heed::EnvOpenOptions::new()
-                .max_dbs(16)
-                .open(dir.path())
-                .unwrap()
-        };
-        let mut txn = env.write_txn().unwrap();
-        let meta: heed::Database<heed::types::Str, heed::types::Bytes> =
-            env.open_database(&txn, Some("meta")).unwrap().unwrap();
-        meta.put(&mut txn, "format_version", &99u32.to_be_bytes())
-            .unwrap();
-        txn.commit().unwrap();
-        env.prepare_for_closing().wait();
-    }
+    rewrite_behind_the_stores_back(dir.path(), "meta", |_| {
+        vec![(b"format_version".to_vec(), 99u32.to_be_bytes().to_vec())]
+    });
     let e = Store::open(dir.path(), StoreConfig::default()).unwrap_err();
     assert!(
         matches!(
@@ -180,47 +176,19 @@ fn corrupt_rollup_counters_saturate() {
         0xe2, 0xe2, 0xe2, 0xe2, 0xe2, 0xec, 0x1d, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
         0x00, 0x00,
     ];
-    // Through the store: write the blob as every rollup of a bucket, then query.
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-        let mut w = store.writer().unwrap();
-        w.append(&batch(0)).unwrap();
-    }
-    {
-        // SAFETY: no other environment on this directory is open in this process.
-        #[allow(unsafe_code)]
-        let env = unsafe {
-            heed::EnvOpenOptions::new()
-                .max_dbs(16)
-                .open(dir.path())
-                .unwrap()
-        };
-        let mut txn = env.write_txn().unwrap();
-        let db: heed::Database<heed::types::Bytes, heed::types::Bytes> =
-            env.open_database(&txn, Some("rollup_1m")).unwrap().unwrap();
-        let keys: Vec<Vec<u8>> = db
-            .iter(&txn)
-            .unwrap()
-            .map(|r| r.unwrap().0.to_vec())
-            .collect();
+    // Through the store: write the blob as every rollup of a bucket (and of
+    // a neighbouring one), then query.
+    let dir = store_with_one_batch();
+    rewrite_behind_the_stores_back(dir.path(), "rollup_1m", |keys| {
         assert!(!keys.is_empty());
-        for k in keys {
-            db.put(&mut txn, &k, &blob).unwrap();
-            db.put(
-                &mut txn,
-                &{
-                    let mut k2 = k.clone();
-                    k2[7] ^= 0x3c;
-                    k2
-                },
-                &blob,
-            )
-            .unwrap();
-        }
-        txn.commit().unwrap();
-        env.prepare_for_closing().wait();
-    }
+        keys.into_iter()
+            .flat_map(|k| {
+                let mut k2 = k.clone();
+                k2[7] ^= 0x3c;
+                [(k, blob.to_vec()), (k2, blob.to_vec())]
+            })
+            .collect()
+    });
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
     match store.summary(TimeRange::all(), &Filter::parse("").unwrap()) {
         Ok(s) => assert!(s.flows > 0, "the store still answers: {s:?}"),
