@@ -6,8 +6,6 @@
 // The counting allocator's one `unsafe impl` (as in netflow9's alloc test).
 #![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr};
 
 use flowstore::cidr::Cidr;
@@ -807,55 +805,8 @@ fn counts_over_a_real_capture() {
     }
 }
 
-thread_local! {
-    /// Whether this thread's allocations are being counted.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    /// This thread's allocations while `COUNTING` was set.
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-/// Counts allocations (not frees) of threads that asked for it.
-struct Counting;
-
-fn note() {
-    // `try_with`: allocations can happen while a thread's locals are torn
-    // down. Const-initialized `Cell`s neither allocate nor need a destructor.
-    if COUNTING.try_with(Cell::get).unwrap_or(false) {
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-    }
-}
-
-// SAFETY: every method forwards its arguments unchanged to `System`, which
-// implements `GlobalAlloc` correctly; the only other work is `note`, which
-// neither allocates nor unwinds.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: the caller upholds `alloc`'s contract, which is `System`'s.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: as for `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: `ptr` came from this allocator, hence from `System`, with
-        // `layout`; the caller upholds the rest of `realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from this allocator, hence from `System`, with `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: testkit::alloc::Counting = testkit::alloc::Counting;
 
 #[test]
 fn matching_allocates_nothing() {
@@ -874,17 +825,17 @@ fn matching_allocates_nothing() {
         .map(Row::flow)
         .chain([tcp4(), udp6(), mapped()])
         .collect();
-    ALLOCATIONS.with(|n| n.set(0));
-    COUNTING.with(|c| c.set(true));
-    let mut hits = 0usize;
-    for f in &filters {
-        for flow in &flows {
-            hits += usize::from(std::hint::black_box(f).matches(flow));
+    let (hits, allocations) = testkit::alloc::allocations(|| {
+        let mut hits = 0usize;
+        for f in &filters {
+            for flow in &flows {
+                hits += usize::from(std::hint::black_box(f).matches(flow));
+            }
         }
-    }
-    COUNTING.with(|c| c.set(false));
+        hits
+    });
     assert!(hits > flows.len(), "{hits}");
-    assert_eq!(ALLOCATIONS.with(Cell::get), 0);
+    assert_eq!(allocations, 0);
 }
 
 // --- properties ---------------------------------------------------------

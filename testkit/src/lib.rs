@@ -3,6 +3,8 @@
 //! classic-pcap reader that returns the UDP payloads. Test code only: it
 //! panics on anything unexpected.
 
+pub mod alloc;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
