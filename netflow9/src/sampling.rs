@@ -90,7 +90,7 @@ fn packet_interval(interval: Option<u64>, space: Option<u64>) -> Option<u32> {
     let i = interval.filter(|&i| i > 0)?;
     // RFC 5476: samplingPacketInterval packets are selected out of every
     // interval + space packets.
-    positive((i + space.unwrap_or(0)) / i)
+    positive(i.saturating_add(space.unwrap_or(0)) / i)
 }
 
 /// A sampling interval carried by the data record itself.
@@ -172,6 +172,17 @@ mod tests {
             });
         }
         assert_eq!(s.iter().count(), SAMPLERS_PER_DOMAIN);
+    }
+
+    /// Regression: an 8-byte samplingPacketInterval near `u64::MAX` plus any
+    /// samplingPacketSpace overflowed (a panic in debug builds, a wrong
+    /// interval in release). Found by a property test of `Flow` building.
+    #[test]
+    fn packet_interval_does_not_overflow() {
+        assert_eq!(packet_interval(Some(u64::MAX), Some(1)), Some(1));
+        assert_eq!(packet_interval(Some(1), Some(u64::MAX)), None, "> u32::MAX");
+        assert_eq!(packet_interval(Some(1), Some(99)), Some(100));
+        assert_eq!(packet_interval(Some(0), Some(99)), None);
     }
 
     #[test]
