@@ -35,7 +35,7 @@ use flowstore::synth::{Synth, SynthConfig};
 use netflow9::wire::{FLOWSET_HEADER_LEN, HEADER_LEN};
 use netflow9::{FieldSpecifier, FieldType, Flow, HeaderRepr, PacketBuilder, Template};
 
-use super::replay::{connect, resolve, send, stop_flag, Pacer, Progress};
+use super::send::{connect, resolve, send, stop_flag, Pacer, Progress};
 use crate::cli::GenerateArgs;
 
 /// Template ID of IPv4 records (the one `synth` labels its IPv4 flows with).
