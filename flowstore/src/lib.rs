@@ -47,6 +47,7 @@ pub mod filter;
 
 pub mod codec;
 mod error;
+mod groups;
 mod meta;
 mod query;
 mod rollup;

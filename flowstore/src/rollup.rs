@@ -23,6 +23,7 @@ use netflow9::Flow;
 
 use crate::codec::keys::{addr16, addr_from16};
 use crate::codec::varint;
+use crate::groups::Groups;
 
 /// Bytes, packets and flows: raw counts as exported, and the traffic they
 /// estimate (counts × sampling interval).
@@ -401,7 +402,7 @@ pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
 /// One dimension of one bucket.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct DimAgg {
-    pub(crate) groups: FxMap<Key, Agg>,
+    pub(crate) groups: Groups,
     pub(crate) other: Agg,
     /// Distinct keys folded into `other` so far.
     pub(crate) folded: u64,
@@ -411,11 +412,7 @@ impl DimAgg {
     /// Adds to a group; past `cap` distinct keys new keys go to "other".
     #[inline(always)]
     pub(crate) fn add(&mut self, k: Key, a: Agg, cap: usize) {
-        if self.groups.len() < cap {
-            self.groups.entry(k).or_default().add(a);
-        } else if let Some(g) = self.groups.get_mut(&k) {
-            g.add(a);
-        } else {
+        if !self.groups.add(k, a, self.groups.len() < cap) {
             self.other.add(a);
             self.folded = self.folded.saturating_add(1);
         }
