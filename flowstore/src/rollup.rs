@@ -754,8 +754,8 @@ fn get_prefix(b: &[u8], pos: &mut usize) -> Option<u128> {
 /// (smaller entries, cheaper hashing); the rest by a [`Key`].
 #[derive(Debug, Clone, Default)]
 pub(crate) struct MatrixAgg {
-    v4: FxMap<u64, Agg>,
-    mixed: FxMap<Key, Agg>,
+    v4: Groups<u64>,
+    mixed: Groups<Key>,
     /// Pairs beyond [`MATRIX_CAP`].
     pub(crate) other: Agg,
     /// Pairs folded into `other`; the rollup is then not exact.
@@ -767,26 +767,31 @@ impl MatrixAgg {
     #[inline]
     pub(crate) fn add(&mut self, src: u128, dst: u128, a: Agg) {
         let (s, d) = (map_prefix(src), map_prefix(dst));
-        let g = if s >> 32 == 0xffff && d >> 32 == 0xffff {
+        let added = if s >> 32 == 0xffff && d >> 32 == 0xffff {
             let k = u64::from((s as u32) >> 8) << 24 | u64::from((d as u32) >> 8);
-            if self.v4.len() < MATRIX_CAP {
-                Some(self.v4.entry(k).or_default())
-            } else {
-                self.v4.get_mut(&k)
-            }
+            self.v4.add(k, a, self.v4.len() < MATRIX_CAP)
         } else {
-            let k = Key(s, d);
-            if self.mixed.len() < MATRIX_CAP {
-                Some(self.mixed.entry(k).or_default())
-            } else {
-                self.mixed.get_mut(&k)
-            }
+            self.mixed.add(Key(s, d), a, self.mixed.len() < MATRIX_CAP)
         };
-        match g {
-            Some(g) => g.add(a),
-            None => {
-                self.other.add(a);
-                self.folded = self.folded.saturating_add(1);
+        if !added {
+            self.other.add(a);
+            self.folded = self.folded.saturating_add(1);
+        }
+    }
+
+    /// Hints the CPU to load what [`MatrixAgg::add`] of this pair will read:
+    /// `stage` 0 the table slot, 1 (a few pairs later) the group. The table
+    /// is far larger than the cache and hit at random: a writer adding many
+    /// pairs prefetches some pairs ahead.
+    #[inline(always)]
+    pub(crate) fn prefetch(&self, src: u128, dst: u128, stage: u8) {
+        let (s, d) = (map_prefix(src), map_prefix(dst));
+        if s >> 32 == 0xffff && d >> 32 == 0xffff {
+            let k = u64::from((s as u32) >> 8) << 24 | u64::from((d as u32) >> 8);
+            if stage == 0 {
+                self.v4.prefetch_slot(&k);
+            } else {
+                self.v4.prefetch_group(&k);
             }
         }
     }

@@ -44,6 +44,9 @@ pub(crate) const COMPACT_LAG_MS: u64 = 5 * 60_000;
 const LOG_DRAIN: usize = 4096;
 /// Emptied rollups kept for reuse.
 const SPARE_ROLLUPS: usize = 4;
+/// How many pairs ahead the network-map table's groups are prefetched (its
+/// slots twice as far).
+const MATRIX_PREFETCH: usize = 8;
 /// Tier number of the network-map rollup in `rollup_index`.
 pub(crate) const MATRIX_TIER: u8 = 3;
 /// A 5m/1h window is rebuilt once the newest flow is this far past its end.
@@ -567,7 +570,14 @@ impl Writer {
             match hour_entry(&mut self.hours, &mut self.spare, &self.store, h) {
                 Ok(c) => {
                     c.dirty = true;
-                    for (_, src, dst, a) in &pairs[i..end] {
+                    let run = &pairs[i..end];
+                    for (j, (_, src, dst, a)) in run.iter().enumerate() {
+                        if let Some((_, s, d, _)) = run.get(j + 2 * MATRIX_PREFETCH) {
+                            c.m.prefetch(*s, *d, 0);
+                        }
+                        if let Some((_, s, d, _)) = run.get(j + MATRIX_PREFETCH) {
+                            c.m.prefetch(*s, *d, 1);
+                        }
                         c.m.add(*src, *dst, *a);
                     }
                 }
