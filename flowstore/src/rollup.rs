@@ -894,6 +894,16 @@ pub(crate) fn prorate(flow: &Flow, width_ms: u64, max_buckets: u64, f: impl FnMu
     t.prorate(width_ms, max_buckets, f);
 }
 
+/// `x × num / den` rounded down, for `num ≤ den` (`den` > 0): in 64 bits
+/// when the product fits, the common case.
+#[inline]
+fn scaled(x: u64, num: u64, den: u64) -> u64 {
+    match x.checked_mul(num) {
+        Some(p) => p / den,
+        None => (u128::from(x) * u128::from(num) / u128::from(den)) as u64,
+    }
+}
+
 /// What pro-rating reads of a flow.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FlowTotals {
@@ -939,20 +949,29 @@ impl FlowTotals {
             return;
         }
         let whole = self.whole();
-        let d = u128::from(last - first);
-        let (tb, tp) = (u128::from(whole.bytes), u128::from(whole.packets));
-        let (teb, tep) = (u128::from(whole.est_bytes), u128::from(whole.est_packets));
+        let d = last - first;
+        // Each share is the counter's part up to the bucket's end minus its
+        // part up to the bucket's start (the previous bucket's end): integer
+        // shares that add up exactly.
+        let mut before = Agg::default();
         let mut b = first / width_ms * width_ms;
         while b <= last_bucket {
-            let lo = u128::from(b.max(first) - first);
-            let hi = u128::from((b + width_ms).min(last) - first);
-            let share = Agg {
-                bytes: (tb * hi / d - tb * lo / d) as u64,
-                packets: (tp * hi / d - tp * lo / d) as u64,
-                flows: u64::from(b == last_bucket),
-                est_bytes: (teb * hi / d - teb * lo / d) as u64,
-                est_packets: (tep * hi / d - tep * lo / d) as u64,
+            let hi = (b + width_ms).min(last) - first;
+            let upto = Agg {
+                bytes: scaled(whole.bytes, hi, d),
+                packets: scaled(whole.packets, hi, d),
+                flows: 0,
+                est_bytes: scaled(whole.est_bytes, hi, d),
+                est_packets: scaled(whole.est_packets, hi, d),
             };
+            let share = Agg {
+                bytes: upto.bytes - before.bytes,
+                packets: upto.packets - before.packets,
+                flows: u64::from(b == last_bucket),
+                est_bytes: upto.est_bytes - before.est_bytes,
+                est_packets: upto.est_packets - before.est_packets,
+            };
+            before = upto;
             f(b, share);
             b += width_ms;
         }
@@ -1001,6 +1020,9 @@ mod tests {
             (59_999, 60_001, 3, 2),
             (0, 36_000_000, 999_999_937, 120),
             (90_000, 10_000, 5, 1),
+            // Counters whose products overflow 64 bits take the slow path.
+            (0, 7_199_999, u64::MAX, 120),
+            (1, 600_000, u64::MAX / 3, 11),
         ] {
             let flow = Flow {
                 first_ms: first,

@@ -402,7 +402,10 @@ impl Writer {
                 .enumerate()
                 .map(|(i, f)| (f.last_ms / bucket_ms * bucket_ms, i as u32)),
         );
-        self.order.sort_unstable();
+        // Exporters send flows mostly in time order: often nothing to sort.
+        if !self.order.is_sorted() {
+            self.order.sort_unstable();
+        }
         let _g = inner
             .gate
             .read()
