@@ -98,6 +98,10 @@ pub(crate) struct Pipeline {
     pub(crate) batch_max_ms: u64,
     /// Batches the channel holds; when full, new batches are dropped and counted.
     pub(crate) channel_batches: usize,
+    /// Most flows the writer commits in one transaction: batches waiting
+    /// in the channel are merged up to this many, so a writer that falls
+    /// behind commits (and fsyncs) less often and catches up.
+    pub(crate) commit_max_flows: usize,
     /// Seconds between store maintenance runs (retention, rollup tiers).
     pub(crate) maintenance_secs: u64,
 }
@@ -108,6 +112,7 @@ impl Default for Pipeline {
             batch_flows: 8192,
             batch_max_ms: 200,
             channel_batches: 256,
+            commit_max_flows: 65_536,
             maintenance_secs: 60,
         }
     }
@@ -213,8 +218,11 @@ impl Config {
         if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
             bail!("http: set both tls_cert and tls_key, or neither");
         }
-        if self.pipeline.batch_flows == 0 || self.pipeline.channel_batches == 0 {
-            bail!("pipeline: batch_flows and channel_batches must be positive");
+        if self.pipeline.batch_flows == 0
+            || self.pipeline.channel_batches == 0
+            || self.pipeline.commit_max_flows == 0
+        {
+            bail!("pipeline: batch_flows, channel_batches and commit_max_flows must be positive");
         }
         if self.http.workers == 0 || self.http.workers > 256 {
             bail!("http: workers must be 1..=256");

@@ -13,40 +13,76 @@ use super::metrics::Metrics;
 use super::Msg;
 
 /// Runs until the channel is closed and empty.
+///
+/// Batches already waiting in the channel when one is taken are merged
+/// into one append (one transaction, one fsync) of at most `commit_max`
+/// flows: a writer that falls behind commits less often and catches up.
 pub(crate) fn run(
     store: Store,
     rx: Receiver<Msg>,
     pool: Sender<Vec<Flow>>,
     metrics: Arc<Metrics>,
     maintenance: Duration,
+    commit_max: usize,
 ) -> anyhow::Result<()> {
     let mut writer = store.writer()?;
     let mut last_maintenance = Instant::now();
     let p = &metrics.pipeline;
+    // Merged batches; at most `commit_max` flows, allocated on first use.
+    let mut merged: Vec<Flow> = Vec::new();
+    // A batch taken while merging that did not fit: the next one.
+    let mut carry: Option<Vec<Flow>> = None;
+    let recycle = |mut flows: Vec<Flow>| {
+        flows.clear();
+        let _ = pool.try_send(flows);
+    };
     loop {
-        match rx.recv_timeout(Duration::from_millis(500)) {
-            Ok(Msg::Flows(mut flows)) => {
+        let msg = match carry.take() {
+            Some(flows) => Ok(Msg::Flows(flows)),
+            None => rx.recv_timeout(Duration::from_millis(500)),
+        };
+        match msg {
+            Ok(Msg::Flows(flows)) => {
+                // Merge what is already waiting, without waiting for more.
+                merged.clear();
+                let mut first = Some(flows);
+                while let Ok(m) = rx.try_recv() {
+                    match m {
+                        Msg::Flows(more) => {
+                            let held = first.as_ref().map_or(merged.len(), Vec::len);
+                            if held + more.len() > commit_max {
+                                carry = Some(more);
+                                break;
+                            }
+                            if let Some(f) = first.take() {
+                                merged.reserve(commit_max.saturating_sub(merged.capacity()));
+                                merged.extend_from_slice(&f);
+                                recycle(f);
+                            }
+                            merged.extend_from_slice(&more);
+                            recycle(more);
+                        }
+                        Msg::Templates(t) => persist(&store, &metrics, &t),
+                    }
+                }
+                let batch: &[Flow] = first.as_deref().unwrap_or(&merged);
                 let started = Instant::now();
-                match writer.append(&flows) {
+                match writer.append(batch) {
                     Ok(r) => {
                         p.flows_stored.fetch_add(r.flows, Ordering::Relaxed);
                     }
                     Err(e) => {
                         p.write_errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(error = %e, flows = flows.len(), "cannot store a batch");
+                        tracing::error!(error = %e, flows = batch.len(), "cannot store a batch");
                     }
                 }
                 p.last_commit_micros
                     .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-                flows.clear();
-                let _ = pool.try_send(flows);
-            }
-            Ok(Msg::Templates(t)) => match store.put_templates(&t) {
-                Ok(()) => {
-                    p.templates_persisted.fetch_add(1, Ordering::Relaxed);
+                if let Some(f) = first {
+                    recycle(f);
                 }
-                Err(e) => tracing::error!(error = %e, "cannot persist templates"),
-            },
+            }
+            Ok(Msg::Templates(t)) => persist(&store, &metrics, &t),
             Err(RecvTimeoutError::Timeout) => {
                 if let Err(e) = writer.flush() {
                     tracing::error!(error = %e, "cannot write rollups");
@@ -73,4 +109,62 @@ pub(crate) fn run(
     }
     writer.flush()?;
     Ok(())
+}
+
+/// Persists a listener's templates.
+fn persist(store: &Store, metrics: &Metrics, t: &[flowstore::StoredTemplate]) {
+    match store.put_templates(t) {
+        Ok(()) => {
+            metrics
+                .pipeline
+                .templates_persisted
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => tracing::error!(error = %e, "cannot persist templates"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowstore::synth::{Synth, SynthConfig};
+    use flowstore::StoreConfig;
+
+    /// Batches waiting in the channel are merged into transactions of at
+    /// most `commit_max` flows; every flow is stored, templates included.
+    #[test]
+    fn waiting_batches_are_merged_up_to_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+        let mut flows = vec![Flow::default(); 5000];
+        Synth::new(SynthConfig::small(5000)).fill(&mut flows);
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        let (pool_tx, pool_rx) = crossbeam_channel::bounded(16);
+        for chunk in flows.chunks(1000) {
+            tx.send(Msg::Flows(chunk.to_vec())).unwrap();
+        }
+        tx.send(Msg::Templates(Vec::new())).unwrap();
+        drop(tx);
+        let metrics = Arc::new(Metrics::default());
+        run(
+            store.clone(),
+            rx,
+            pool_tx,
+            Arc::clone(&metrics),
+            Duration::from_secs(3600),
+            2500,
+        )
+        .unwrap();
+        let p = &metrics.pipeline;
+        assert_eq!(p.flows_stored.load(Ordering::Relaxed), 5000);
+        assert_eq!(p.templates_persisted.load(Ordering::Relaxed), 1);
+        // 1000 + 1000 (the next would pass 2500), twice, then the last 1000.
+        assert_eq!(store.stats().batches.load(Ordering::Relaxed), 3);
+        assert_eq!(
+            pool_rx.len(),
+            5,
+            "every batch's vector goes back to the pool"
+        );
+        assert!(pool_rx.try_iter().all(|v| v.is_empty()));
+    }
 }

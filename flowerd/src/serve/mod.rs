@@ -75,9 +75,10 @@ pub(crate) fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     let writer = {
         let (store, metrics) = (store.clone(), metrics.clone());
         let maintenance = Duration::from_secs(cfg.pipeline.maintenance_secs.max(1));
+        let commit_max = cfg.pipeline.commit_max_flows;
         std::thread::Builder::new()
             .name("writer".into())
-            .spawn(move || ingest::run(store, rx, pool_tx, metrics, maintenance))?
+            .spawn(move || ingest::run(store, rx, pool_tx, metrics, maintenance, commit_max))?
     };
     let mut threads = Vec::new();
     let mut bound = Vec::new();
