@@ -54,7 +54,7 @@ pub const FORMAT_VERSION: u32 = 1;
 /// these decoders, which must reject any bytes without panicking.
 #[cfg(fuzzing)]
 pub mod fuzz {
-    use crate::rollup::{DimAgg, Dimension};
+    use crate::rollup::{DimAgg, Dimension, MatrixAgg};
 
     /// Decodes `bytes` as a raw block (header, Bloom filter, columns).
     pub fn block(bytes: &[u8]) {
@@ -70,12 +70,24 @@ pub mod fuzz {
         }
     }
 
-    /// Decodes `bytes` as a rollup blob of every dimension.
+    /// Decodes `bytes` as a rollup blob of every dimension, and as a
+    /// network-map blob (visited, and merged into a table twice: the
+    /// second merge finds every pair already there).
     pub fn rollup_blob(bytes: &[u8]) {
         for dim in Dimension::ALL {
             let mut agg = DimAgg::default();
             let _ = agg.decode_into(dim, bytes, 64);
             assert!(agg.groups.len() <= 64);
+        }
+        let mut visited = 0usize;
+        let folded = MatrixAgg::visit(bytes, |_, _, _| visited += 1);
+        let mut m = MatrixAgg::default();
+        if m.decode_into(bytes).is_some() {
+            assert!(folded.is_some());
+            let pairs = m.len();
+            assert!(pairs <= visited);
+            let _ = m.decode_into(bytes);
+            assert_eq!(m.len(), pairs);
         }
     }
 }
