@@ -119,9 +119,9 @@ fn netflow9_flows(decoder: &mut Decoder<'_>, datagrams: &[(IpAddr, Vec<u8>)]) ->
     for (exporter, p) in datagrams {
         let mut n = 0;
         let _ = decoder.decode(*exporter, p, |r| {
-            let f = r.flow();
-            bytes = bytes.wrapping_add(f.bytes);
-            batch[n % BATCH] = f;
+            let slot = &mut batch[n % BATCH];
+            r.flow_into(slot);
+            bytes = bytes.wrapping_add(slot.bytes);
             n += 1;
         });
         records += n as u64;

@@ -269,9 +269,24 @@ impl FlowLayout {
         template_id: u16,
         samplers: Option<&Samplers>,
     ) -> Flow {
+        let mut f = Flow::default();
+        self.fill(&mut f, rec, ctx, template_id, samplers);
+        f
+    }
+
+    /// [`FlowLayout::flow`] into `f`, overwriting every value.
+    #[inline]
+    pub(crate) fn fill(
+        &self,
+        f: &mut Flow,
+        rec: RecordBytes<'_>,
+        ctx: &RecordContext,
+        template_id: u16,
+        samplers: Option<&Samplers>,
+    ) {
         // Filled one value at a time, straight into the result: fewer values
         // live at once, so fewer spills in this long function.
-        let mut f = Flow {
+        *f = Flow {
             exporter: ctx.exporter,
             source_id: ctx.source_id,
             template_id,
@@ -356,7 +371,6 @@ impl FlowLayout {
             role::LAST_SWITCHED,
         );
         f.sampling_interval = self.sampling(rec, samplers);
-        f
     }
 
     #[inline]

@@ -130,6 +130,30 @@ impl<'a> Record<'a> {
         self.with_layout(|l, rec| l.flow(rec, &self.ctx, t.template_id(), self.samplers))
     }
 
+    /// [`Record::flow`] written into `out` (every value overwritten), for
+    /// callers that fill a batch: the flow is built in place, not built
+    /// and then copied.
+    ///
+    /// ```
+    /// use netflow9::{Config, Decoder, Flow};
+    /// let mut decoder = Decoder::new(Config::default());
+    /// let mut batch = [Flow::default(); 64];
+    /// let mut n = 0;
+    /// # let datagram = [0u8; 0];
+    /// let exporter = "192.0.2.1".parse().unwrap();
+    /// let _ = decoder.decode(exporter, &datagram, |r| {
+    ///     if let Some(slot) = batch.get_mut(n) {
+    ///         r.flow_into(slot);
+    ///         n += 1;
+    ///     }
+    /// });
+    /// ```
+    #[inline]
+    pub fn flow_into(&self, out: &mut Flow) {
+        let t = self.template;
+        self.with_layout(|l, rec| l.fill(out, rec, &self.ctx, t.template_id(), self.samplers));
+    }
+
     /// [`Flow::src_addr`], without normalizing the rest of the record.
     ///
     /// This and [`Record::dst_addr`], [`Record::byte_count`] and

@@ -74,6 +74,10 @@ impl Run {
         if r.is_options() {
             return;
         }
+        // `flow_into` overwrites every value of a used slot with `flow()`'s.
+        let mut slot = used_slot();
+        r.flow_into(&mut slot);
+        assert_eq!(slot, r.flow());
         if r.replayed() {
             // kept in order, but not in the one-pass sums the truth has
             self.replayed += 1;
@@ -90,6 +94,20 @@ impl Run {
         self.flows.push(r.flow());
         self.direct.push(r.flow());
     }
+}
+
+/// A flow with no value at its default.
+fn used_slot() -> Flow {
+    let a: IpAddr = "2001:db8::7".parse().unwrap();
+    let mut f = Flow::default();
+    (f.exporter, f.src_addr, f.dst_addr) = (a, a, a);
+    (f.next_hop, f.bgp_next_hop, f.direction) = (Some(a), Some(a), Some(9));
+    (f.source_id, f.template_id, f.src_port, f.dst_port) = (9, 9, 9, 9);
+    (f.protocol, f.tcp_flags, f.tos, f.src_mask, f.dst_mask) = (9, 9, 9, 9, 9);
+    (f.input_if, f.output_if, f.src_as, f.dst_as) = (9, 9, 9, 9);
+    (f.bytes, f.packets, f.out_bytes, f.out_packets) = (9, 9, 9, 9);
+    (f.first_ms, f.last_ms, f.sampling_interval) = (9, 9, 9);
+    f
 }
 
 fn decode_all(decoder: &mut Decoder<'_>, datagrams: &[(IpAddr, Vec<u8>)]) -> Run {

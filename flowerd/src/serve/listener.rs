@@ -217,7 +217,11 @@ pub(crate) fn run(
             let payload = buf.get(..len).unwrap_or(&[]);
             let _ = decoder.decode(unmap(from), payload, |r| {
                 if !r.is_options() {
-                    batch.push(r.flow());
+                    // Built in place in the batch, not built and copied.
+                    batch.push(Flow::default());
+                    if let Some(slot) = batch.last_mut() {
+                        r.flow_into(slot);
+                    }
                 }
             });
             stats
