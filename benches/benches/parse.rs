@@ -111,8 +111,9 @@ impl Input {
     }
 }
 
-/// Every record through `netflow9`, each normalized to a `Flow` and stored
-/// in a batch. Returns records and the sum of their bytes.
+/// Every record through `netflow9`, each normalized to a `Flow` built in
+/// its slot of a batch (`Record::flow_into`). Returns records and the sum
+/// of their bytes.
 fn netflow9_flows(decoder: &mut Decoder<'_>, datagrams: &[(IpAddr, Vec<u8>)]) -> (u64, u64) {
     let (mut records, mut bytes) = (0u64, 0u64);
     let mut batch = [Flow::default(); BATCH];
@@ -122,6 +123,25 @@ fn netflow9_flows(decoder: &mut Decoder<'_>, datagrams: &[(IpAddr, Vec<u8>)]) ->
             let slot = &mut batch[n % BATCH];
             r.flow_into(slot);
             bytes = bytes.wrapping_add(slot.bytes);
+            n += 1;
+        });
+        records += n as u64;
+        black_box(&batch);
+    }
+    (records, bytes)
+}
+
+/// [`netflow9_flows`] with `Record::flow`: each flow is returned, then
+/// copied into the batch.
+fn netflow9_flows_copied(decoder: &mut Decoder<'_>, datagrams: &[(IpAddr, Vec<u8>)]) -> (u64, u64) {
+    let (mut records, mut bytes) = (0u64, 0u64);
+    let mut batch = [Flow::default(); BATCH];
+    for (exporter, p) in datagrams {
+        let mut n = 0;
+        let _ = decoder.decode(*exporter, p, |r| {
+            let f = r.flow();
+            bytes = bytes.wrapping_add(f.bytes);
+            batch[n % BATCH] = f;
             n += 1;
         });
         records += n as u64;
@@ -431,6 +451,11 @@ fn parse(c: &mut Criterion) {
         netflow9_addrs_counters(&mut v4_d.netflow9[0], v4.single()),
         "both netflow9 readers see the same values"
     );
+    assert_eq!(
+        netflow9_flows(&mut v4_d.netflow9[0], v4.single()),
+        netflow9_flows_copied(&mut v4_d.netflow9[0], v4.single()),
+        "flow_into and flow give the same flows"
+    );
 
     for (name, input, d) in [
         ("corpus", &corpus, &mut corpus_d),
@@ -465,6 +490,9 @@ fn parse(c: &mut Criterion) {
     let (n9, np) = (&mut v4_d.netflow9[0], &mut v4_d.netflow_parser[0]);
     g.bench_function("ipv4/netflow9 full Flow", |b| {
         b.iter(|| netflow9_flows(n9, v4.single()));
+    });
+    g.bench_function("ipv4/netflow9 full Flow, returned and copied", |b| {
+        b.iter(|| netflow9_flows_copied(n9, v4.single()));
     });
     g.bench_function("ipv4/netflow9 addrs+bytes+packets", |b| {
         b.iter(|| netflow9_sets_addrs_counters(n9, v4.single()));
@@ -501,6 +529,7 @@ fn parse(c: &mut Criterion) {
                 &v4,
                 &[
                     "netflow9 full Flow",
+                    "netflow9 full Flow, returned and copied",
                     "netflow9 addrs+bytes+packets",
                     "netflow9 addrs+bytes+packets per record",
                     "netflow9 records only",

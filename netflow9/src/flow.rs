@@ -269,8 +269,13 @@ impl FlowLayout {
         template_id: u16,
         samplers: Option<&Samplers>,
     ) -> Flow {
-        let mut f = Flow::default();
-        self.fill(&mut f, rec, ctx, template_id, samplers);
+        let mut f = Flow {
+            exporter: ctx.exporter,
+            source_id: ctx.source_id,
+            template_id,
+            ..Flow::default()
+        };
+        self.fill_values(&mut f, rec, ctx, samplers);
         f
     }
 
@@ -284,14 +289,27 @@ impl FlowLayout {
         template_id: u16,
         samplers: Option<&Samplers>,
     ) {
-        // Filled one value at a time, straight into the result: fewer values
-        // live at once, so fewer spills in this long function.
         *f = Flow {
             exporter: ctx.exporter,
             source_id: ctx.source_id,
             template_id,
             ..Flow::default()
         };
+        self.fill_values(f, rec, ctx, samplers);
+    }
+
+    /// The record's values into `f`, which holds the defaults and the
+    /// context's.
+    #[inline(always)]
+    fn fill_values(
+        &self,
+        f: &mut Flow,
+        rec: RecordBytes<'_>,
+        ctx: &RecordContext,
+        samplers: Option<&Samplers>,
+    ) {
+        // Filled one value at a time, straight into the result: fewer values
+        // live at once, so fewer spills in this long function.
         if let Some(a) = ip(self, role::SRC4, role::SRC6, rec) {
             f.src_addr = a;
         }
