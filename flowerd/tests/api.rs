@@ -638,17 +638,19 @@ fn authentication_and_roles() {
         let r = d.send_json(method, path, viewer, &body);
         assert_error(&r, 403);
     }
-    // ... except its own password, which ends its other sessions.
+    // ... except its own password, given the current one, which ends its
+    // other sessions.
     let other_vera = d.login("vera", "correct horse").json()["token"]
         .as_str()
         .unwrap()
         .to_string();
-    let r = d.send_json(
-        "PUT",
-        "/api/v1/users/vera/password",
-        viewer,
-        &json!({"password": "battery staple"}),
-    );
+    let change = |body: Value| d.send_json("PUT", "/api/v1/users/vera/password", viewer, &body);
+    assert_error(&change(json!({"password": "battery staple"})), 400);
+    let r = change(json!({"password": "battery staple", "current_password": "wrong horse"}));
+    assert_error(&r, 403);
+    assert_eq!(r.json()["detail"], "current_password is wrong");
+    assert_eq!(d.login("vera", "correct horse").status, 200, "unchanged");
+    let r = change(json!({"password": "battery staple", "current_password": "correct horse"}));
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         d.get("/api/v1/me", viewer).status,
@@ -658,6 +660,19 @@ fn authentication_and_roles() {
     assert_error(&d.get("/api/v1/me", Auth::Bearer(&other_vera)), 401);
     assert_error(&d.login("vera", "correct horse"), 401);
     assert_eq!(d.login("vera", "battery staple").status, 200);
+    // An admin sets another user's password without knowing it.
+    let r = d.send_json(
+        "PUT",
+        "/api/v1/users/vera/password",
+        Auth::Bearer(&admin),
+        &json!({"password": "correct horse"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_error(&d.get("/api/v1/me", viewer), 401);
+    let r = d.login("vera", "correct horse");
+    assert_eq!(r.status, 200);
+    let vera = r.json()["token"].as_str().unwrap().to_string();
+    let viewer = Auth::Bearer(&vera);
 
     // Admin changes: networks, users; never the last admin.
     let r = d.send_json(

@@ -289,11 +289,14 @@ pub(crate) fn delete_user(
     Ok(Response::json(200, &json!({"deleted": name})))
 }
 
-/// `PUT /api/v1/users/{name}/password` `{"password"}`: the user, or an
-/// admin. Ends the user's other sessions.
+/// `PUT /api/v1/users/{name}/password` `{"password", "current_password"}`:
+/// the user, who must give the current password (checked like a login:
+/// failures count towards the client's login limit), or an admin changing
+/// another user's (no `current_password`). Ends the user's other sessions.
 ///
 /// # Errors
-/// 403; 404; 400 for a bad body.
+/// 403 (not allowed, or a wrong `current_password`); 404; 429; 400 for a
+/// bad body.
 pub(crate) fn set_password(
     state: &AppState,
     req: &Request,
@@ -304,11 +307,24 @@ pub(crate) fn set_password(
     #[serde(deny_unknown_fields)]
     struct Body {
         password: String,
+        current_password: Option<String>,
     }
     if who.user != name {
         who.require_admin()?;
     }
     let b: Body = json_body(req)?;
+    if who.user == name {
+        // A stolen session must not be enough to take the account over.
+        let Some(current) = b.current_password.as_deref() else {
+            return Err(ApiError::Body(
+                "current_password: required to change your own password".into(),
+            ));
+        };
+        super::auth::check_password(state, req.peer, name, current).map_err(|e| match e {
+            ApiError::BadCredentials => ApiError::WrongPassword,
+            other => other,
+        })?;
+    }
     check_password(&b.password)?;
     let password_hash = hash(&b.password)?;
     let _g = lock(state);

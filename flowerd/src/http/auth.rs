@@ -269,7 +269,7 @@ fn dummy_hash() -> &'static str {
 
 /// Checks a name and password against the store, through the rate limit.
 /// Counts failures in the metrics.
-fn check_password(
+pub(crate) fn check_password(
     state: &AppState,
     client: IpAddr,
     name: &str,

@@ -93,6 +93,8 @@ pub(crate) enum ApiError {
     BadCredentials,
     /// 403: valid credentials, insufficient role.
     Forbidden,
+    /// A password change with a wrong `current_password`.
+    WrongPassword,
     /// 404: no such route or object.
     NotFound,
     /// 405: the route exists but not with this method.
@@ -152,6 +154,10 @@ impl ApiError {
             ApiError::Forbidden => (
                 403,
                 json!({"error": "forbidden", "detail": "admin role required"}),
+            ),
+            ApiError::WrongPassword => (
+                403,
+                json!({"error": "forbidden", "detail": "current_password is wrong"}),
             ),
             ApiError::NotFound => (404, json!({"error": "not found"})),
             ApiError::Method { allow } => {
