@@ -672,6 +672,40 @@ fn authentication_and_roles() {
     let r = d.login("vera", "correct horse");
     assert_eq!(r.status, 200);
     let vera = r.json()["token"].as_str().unwrap().to_string();
+    assert_eq!(d.get("/api/v1/me", Auth::Bearer(&vera)).status, 200);
+    // `flowerd user add` from another process while the daemon runs: the
+    // password changes, and the sessions opened with the old one end.
+    let mut cli = Command::new(BIN)
+        .args([
+            "user",
+            "add",
+            "vera",
+            "--role",
+            "viewer",
+            "--password-stdin",
+            "--data",
+        ])
+        .arg(d._dir.path().join("data"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    cli.stdin
+        .take()
+        .unwrap()
+        .write_all(b"offline horse\n")
+        .unwrap();
+    let out = cli.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_error(&d.get("/api/v1/me", Auth::Bearer(&vera)), 401);
+    let r = d.login("vera", "offline horse");
+    assert_eq!(r.status, 200);
+    let vera = r.json()["token"].as_str().unwrap().to_string();
     let viewer = Auth::Bearer(&vera);
 
     // Admin changes: networks, users; never the last admin.

@@ -332,6 +332,11 @@ pub(crate) fn set_password(
     user.password_hash = password_hash;
     state.store.put_user(&user)?;
     state.sessions.remove_user(name, who.token.as_deref());
+    if who.user == name {
+        if let Some(t) = who.token.as_deref() {
+            state.sessions.set_credential(t, &user.password_hash);
+        }
+    }
     tracing::info!(user = who.user, target = name, "password changed");
     Ok(Response::json(200, &json!({"status": "password changed"})))
 }

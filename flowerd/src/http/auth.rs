@@ -66,6 +66,10 @@ impl Principal {
 
 struct Session {
     user: String,
+    /// The user's password hash when the session started: a session ends
+    /// when the password changes, even from another process (`flowerd
+    /// user add` while the daemon runs).
+    credential: String,
     expires_ms: u64,
 }
 
@@ -91,9 +95,10 @@ impl Sessions {
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts a session for `user`: a new token (32 random bytes, hex) and
-    /// its expiry in Unix milliseconds.
-    pub(crate) fn create(&self, user: &str, now_ms: u64) -> (String, u64) {
+    /// Starts a session for `user`, whose password hash is `credential`:
+    /// a new token (32 random bytes, hex) and its expiry in Unix
+    /// milliseconds.
+    pub(crate) fn create(&self, user: &str, credential: &str, now_ms: u64) -> (String, u64) {
         let mut bytes = [0u8; 32];
         OsRng.fill_bytes(&mut bytes);
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -116,17 +121,18 @@ impl Sessions {
             token.clone(),
             Session {
                 user: user.to_string(),
+                credential: credential.to_string(),
                 expires_ms,
             },
         );
         (token, expires_ms)
     }
 
-    /// The user of a live session.
-    pub(crate) fn lookup(&self, token: &str, now_ms: u64) -> Option<String> {
+    /// The user of a live session, and its password hash at the start.
+    pub(crate) fn lookup(&self, token: &str, now_ms: u64) -> Option<(String, String)> {
         let mut map = self.lock();
         match map.get(token) {
-            Some(s) if s.expires_ms > now_ms => Some(s.user.clone()),
+            Some(s) if s.expires_ms > now_ms => Some((s.user.clone(), s.credential.clone())),
             Some(_) => {
                 map.remove(token);
                 None
@@ -138,6 +144,14 @@ impl Sessions {
     /// Ends a session; false if there was none.
     pub(crate) fn remove(&self, token: &str) -> bool {
         self.lock().remove(token).is_some()
+    }
+
+    /// Records a new password hash for the session `token` (its user
+    /// changed the password through it, and it stays).
+    pub(crate) fn set_credential(&self, token: &str, credential: &str) {
+        if let Some(s) = self.lock().get_mut(token) {
+            s.credential = credential.to_string();
+        }
     }
 
     /// Ends every session of `user` except `keep`.
@@ -354,9 +368,16 @@ pub(crate) fn authenticate(
             None => return Err(ApiError::Unauthorized),
         },
     };
-    let user = user.ok_or(ApiError::Unauthorized)?;
-    // The user may have been deleted since the login.
+    let (user, credential) = user.ok_or(ApiError::Unauthorized)?;
+    // The user may have been deleted, or its password changed, since the
+    // login (also by `flowerd user` in another process).
     let stored = state.store.user(&user)?.ok_or(ApiError::Unauthorized)?;
+    if stored.password_hash != credential {
+        if let Some(t) = token {
+            state.sessions.remove(t);
+        }
+        return Err(ApiError::Unauthorized);
+    }
     Ok(Principal {
         user,
         role: stored.role,
@@ -387,7 +408,9 @@ pub(crate) fn login(state: &AppState, req: &Request, now_ms: u64) -> Result<Resp
     }
     let body: Body = super::routes::json_body(req)?;
     let user = check_password(state, req.peer, &body.user, &body.password)?;
-    let (token, expires_ms) = state.sessions.create(&user.name, now_ms);
+    let (token, expires_ms) = state
+        .sessions
+        .create(&user.name, &user.password_hash, now_ms);
     tracing::info!(client = %req.peer, user = user.name, "login");
     let cookie = set_cookie(Some(&token), state.config.session_secs, req.secure);
     Ok(Response::json(
@@ -430,16 +453,19 @@ mod tests {
     #[test]
     fn sessions_expire_and_are_bounded() {
         let s = Sessions::new(10, 3);
-        let (a, exp) = s.create("alice", 1_000);
+        let (a, exp) = s.create("alice", "h1", 1_000);
         assert_eq!(exp, 11_000);
         assert_eq!(a.len(), 64);
-        assert_eq!(s.lookup(&a, 10_999).as_deref(), Some("alice"));
+        let alice = Some(("alice".to_string(), "h1".to_string()));
+        assert_eq!(s.lookup(&a, 10_999), alice);
+        s.set_credential(&a, "h2");
+        assert_eq!(s.lookup(&a, 10_999).map(|(_, c)| c).as_deref(), Some("h2"));
         assert_eq!(s.lookup(&a, 11_000), None, "expired");
         assert_eq!(s.lookup(&a, 1_000), None, "and removed");
-        let (b, _) = s.create("bob", 2_000);
-        let (c, _) = s.create("bob", 3_000);
-        let (d, _) = s.create("carol", 4_000);
-        let (e, _) = s.create("dave", 5_000);
+        let (b, _) = s.create("bob", "h", 2_000);
+        let (c, _) = s.create("bob", "h", 3_000);
+        let (d, _) = s.create("carol", "h", 4_000);
+        let (e, _) = s.create("dave", "h", 5_000);
         assert_eq!(s.len(), 3);
         assert_eq!(s.lookup(&b, 5_000), None, "oldest evicted");
         assert!(s.lookup(&c, 5_000).is_some() && s.lookup(&d, 5_000).is_some());
