@@ -302,7 +302,9 @@ pub(crate) struct Encoder {
     seen: FxMap<u128, u32>,
     /// (occurrences, address) in first-seen order.
     dict: Vec<(u32, u128)>,
-    order: Vec<u32>,
+    /// (!occurrences, address, first-seen position): sorted, the
+    /// dictionary's order (most frequent first, then by address).
+    order: Vec<(u32, u128, u32)>,
     /// First-seen position → rank in the dictionary as written.
     rank: Vec<u32>,
     /// Per flow: first-seen positions of src, dst.
@@ -445,17 +447,18 @@ impl Encoder {
 
         // Addresses: a dictionary, most frequent first, so that indices
         // are short varints.
+        // Sorted by value: comparisons need no lookups.
         self.order.clear();
-        self.order.extend(0..self.dict.len() as u32);
-        let dict = &self.dict;
-        self.order.sort_unstable_by(|&a, &b| {
-            let (ca, aa) = dict[a as usize];
-            let (cb, ab) = dict[b as usize];
-            cb.cmp(&ca).then(aa.cmp(&ab))
-        });
+        self.order.extend(
+            self.dict
+                .iter()
+                .enumerate()
+                .map(|(p, &(count, a))| (!count, a, p as u32)),
+        );
+        self.order.sort_unstable();
         self.rank.clear();
         self.rank.resize(self.order.len(), 0);
-        for (r, &p) in self.order.iter().enumerate() {
+        for (r, &(_, _, p)) in self.order.iter().enumerate() {
             self.rank[p as usize] = r as u32;
         }
 
@@ -469,7 +472,7 @@ impl Encoder {
             g_counters.extend_from_slice(col);
         }
         g_addrs.clear();
-        put_dict(g_addrs, self.order.iter().map(|&p| dict[p as usize].1));
+        put_dict(g_addrs, self.order.iter().map(|&(_, a, _)| a));
         for pos in [&self.src_pos, &self.dst_pos] {
             for p in pos {
                 varint::put(g_addrs, u64::from(self.rank[*p as usize]));
