@@ -143,6 +143,14 @@ impl<K: GroupKey> Groups<K> {
         }
     }
 
+    /// Sizes `slots` for one more group.
+    #[inline(always)]
+    fn make_room(&mut self) {
+        if self.slots.len() < 2 * (self.entries.len() + 1) {
+            self.grow_for(self.entries.len() + 1);
+        }
+    }
+
     /// The slot holding `k`, or the empty slot where it would go.
     #[inline(always)]
     fn probe(&self, k: &K) -> (usize, Option<usize>) {
@@ -191,9 +199,7 @@ impl<K: GroupKey> Groups<K> {
     /// Returns false if `k` is new and `insert` is false.
     #[inline(always)]
     pub(crate) fn add(&mut self, k: K, a: Agg, insert: bool) -> bool {
-        if self.slots.len() < 2 * (self.entries.len() + 1) {
-            self.grow_for(self.entries.len() + 1);
-        }
+        self.make_room();
         match self.probe(&k) {
             (_, Some(i)) => {
                 self.entries[i].1.add(a);
@@ -210,9 +216,7 @@ impl<K: GroupKey> Groups<K> {
 
     /// Sets the group `k` to `a`.
     pub(crate) fn insert(&mut self, k: K, a: Agg) {
-        if self.slots.len() < 2 * (self.entries.len() + 1) {
-            self.grow_for(self.entries.len() + 1);
-        }
+        self.make_room();
         match self.probe(&k) {
             (_, Some(i)) => self.entries[i].1 = a,
             (p, None) => {

@@ -762,16 +762,25 @@ pub(crate) struct MatrixAgg {
     pub(crate) folded: u64,
 }
 
+/// The prefixes of a pair ([`addr16`] forms): both `/24`s packed into the
+/// key of [`MatrixAgg`]'s IPv4 table, else the two prefixes.
+#[inline(always)]
+fn matrix_key(src: u128, dst: u128) -> Result<u64, (u128, u128)> {
+    let (s, d) = (map_prefix(src), map_prefix(dst));
+    if s >> 32 == 0xffff && d >> 32 == 0xffff {
+        Ok(u64::from((s as u32) >> 8) << 24 | u64::from((d as u32) >> 8))
+    } else {
+        Err((s, d))
+    }
+}
+
 impl MatrixAgg {
     /// Adds a share of traffic from `src` to `dst` ([`addr16`] forms).
     #[inline]
     pub(crate) fn add(&mut self, src: u128, dst: u128, a: Agg) {
-        let (s, d) = (map_prefix(src), map_prefix(dst));
-        let added = if s >> 32 == 0xffff && d >> 32 == 0xffff {
-            let k = u64::from((s as u32) >> 8) << 24 | u64::from((d as u32) >> 8);
-            self.v4.add(k, a, self.v4.len() < MATRIX_CAP)
-        } else {
-            self.mixed.add(Key(s, d), a, self.mixed.len() < MATRIX_CAP)
+        let added = match matrix_key(src, dst) {
+            Ok(k) => self.v4.add(k, a, self.v4.len() < MATRIX_CAP),
+            Err((s, d)) => self.mixed.add(Key(s, d), a, self.mixed.len() < MATRIX_CAP),
         };
         if !added {
             self.other.add(a);
@@ -785,9 +794,7 @@ impl MatrixAgg {
     /// pairs prefetches some pairs ahead.
     #[inline(always)]
     pub(crate) fn prefetch(&self, src: u128, dst: u128, stage: u8) {
-        let (s, d) = (map_prefix(src), map_prefix(dst));
-        if s >> 32 == 0xffff && d >> 32 == 0xffff {
-            let k = u64::from((s as u32) >> 8) << 24 | u64::from((d as u32) >> 8);
+        if let Ok(k) = matrix_key(src, dst) {
             if stage == 0 {
                 self.v4.prefetch_slot(&k);
             } else {

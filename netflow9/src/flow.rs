@@ -153,6 +153,20 @@ fn uptime_to_unix_ms(ctx: &RecordContext, switched: u64) -> u64 {
     (i64::from(ctx.unix_secs) * 1000 - behind).max(0) as u64
 }
 
+impl Flow {
+    /// A flow holding only its context's values (exporter, Source ID,
+    /// template): what [`FlowLayout::flow`] fills in.
+    #[inline(always)]
+    fn head(ctx: &RecordContext, template_id: u16) -> Flow {
+        Flow {
+            exporter: ctx.exporter,
+            source_id: ctx.source_id,
+            template_id,
+            ..Flow::default()
+        }
+    }
+}
+
 #[inline]
 fn ip(l: &FlowLayout, r4: usize, r6: usize, rec: RecordBytes<'_>) -> Option<IpAddr> {
     if let Some(a) = l.v4(r4, rec) {
@@ -269,12 +283,7 @@ impl FlowLayout {
         template_id: u16,
         samplers: Option<&Samplers>,
     ) -> Flow {
-        let mut f = Flow {
-            exporter: ctx.exporter,
-            source_id: ctx.source_id,
-            template_id,
-            ..Flow::default()
-        };
+        let mut f = Flow::head(ctx, template_id);
         self.fill_values(&mut f, rec, ctx, samplers);
         f
     }
@@ -289,12 +298,7 @@ impl FlowLayout {
         template_id: u16,
         samplers: Option<&Samplers>,
     ) {
-        *f = Flow {
-            exporter: ctx.exporter,
-            source_id: ctx.source_id,
-            template_id,
-            ..Flow::default()
-        };
+        *f = Flow::head(ctx, template_id);
         self.fill_values(f, rec, ctx, samplers);
     }
 
