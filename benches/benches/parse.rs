@@ -29,9 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use criterion::{Criterion, Throughput};
-use flower_benches::{
-    corpus_path, synthetic_stream, udp_payloads, Family, StreamSpec, CORPUS_CAPTURES,
-};
+use flower_benches::{synthetic_stream, Family, StreamSpec};
 use netflow9::{Config, Decoder, FieldType, Flow};
 use netflow_parser::variable_versions::v9::FlowSetBody;
 use netflow_parser::{NetflowPacket, NetflowParser};
@@ -347,9 +345,9 @@ fn allocations_per_packet(packets: usize, f: impl FnOnce()) -> f64 {
 
 /// The corpus captures, each its own exporter.
 fn corpus() -> Input {
-    let exporters: Vec<_> = CORPUS_CAPTURES
+    let exporters: Vec<_> = testkit::V9_CAPTURES
         .iter()
-        .map(|name| udp_payloads(&corpus_path(name)).unwrap_or_else(|e| panic!("{name}: {e}")))
+        .map(|name| testkit::udp_payloads(&testkit::data(&format!("exports/{name}.pcap"))))
         .collect();
     let bytes = exporters
         .iter()

@@ -1,5 +1,5 @@
-//! Inputs for Flower's benchmarks: the committed captures, read from classic
-//! pcap files, and a deterministic synthetic NetFlow v9 export stream.
+//! Inputs for Flower's benchmarks: a deterministic synthetic NetFlow v9
+//! export stream. (The committed captures are read with `testkit`.)
 //!
 //! The stream builder ([`synthetic_stream`]) is the reference for anything
 //! that has to produce realistic v9 traffic (`flowerd generate` reuses the
@@ -15,123 +15,7 @@
 //! assert!(stream.records > 40 * 25);
 //! ```
 
-use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::{Path, PathBuf};
-
 use netflow9::{ErrorKind, FieldSpecifier, FieldType, HeaderRepr, PacketBuilder, Template};
-
-/// The NetFlow v9 captures of the corpus tests, in
-/// `netflow9/tests/data/exports/`.
-pub const CORPUS_CAPTURES: [&str; 4] = [
-    "softflowd-v9.pcap",
-    "softflowd-v9-ether-ipv6.pcap",
-    "pmacct-v9.pcap",
-    "nfreplay-v9.pcap",
-];
-
-/// Path of a capture in `netflow9/tests/data/exports/`.
-#[must_use]
-pub fn corpus_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../netflow9/tests/data/exports")
-        .join(name)
-}
-
-fn invalid(what: &'static str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, what)
-}
-
-/// `(source address, UDP payload)` of every UDP datagram in a classic pcap
-/// file (link types Ethernet with optional VLAN tags, raw IP, and BSD
-/// loopback; IPv4 and IPv6 without extension headers).
-///
-/// Frames that are not UDP are skipped; truncated ones end the walk.
-///
-/// # Errors
-/// I/O errors, and [`io::ErrorKind::InvalidData`] for a file that is not a
-/// classic pcap or has an unsupported link type.
-pub fn udp_payloads(path: &Path) -> io::Result<Vec<(IpAddr, Vec<u8>)>> {
-    parse_pcap(&std::fs::read(path)?)
-}
-
-/// As [`udp_payloads`], from the file's bytes.
-///
-/// # Errors
-/// As [`udp_payloads`].
-pub fn parse_pcap(bytes: &[u8]) -> io::Result<Vec<(IpAddr, Vec<u8>)>> {
-    const FILE_HEADER_LEN: usize = 24;
-    const RECORD_HEADER_LEN: usize = 16;
-    let u32_at = |b: &[u8], at: usize, le: bool| -> Option<u32> {
-        let a: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
-        Some(if le {
-            u32::from_le_bytes(a)
-        } else {
-            u32::from_be_bytes(a)
-        })
-    };
-    let le = match u32_at(bytes, 0, true) {
-        Some(0xa1b2_c3d4 | 0xa1b2_3c4d) => true,
-        Some(0xd4c3_b2a1 | 0x4d3c_b2a1) => false,
-        _ => return Err(invalid("not a classic pcap file")),
-    };
-    let linktype = u32_at(bytes, 20, le).ok_or(invalid("truncated pcap header"))?;
-    let mut out = Vec::new();
-    let mut pos = FILE_HEADER_LEN;
-    while let Some(caplen) = u32_at(bytes, pos + 8, le) {
-        let start = pos + RECORD_HEADER_LEN;
-        let Some(frame) = bytes.get(start..start + caplen as usize) else {
-            break;
-        };
-        pos = start + caplen as usize;
-        let ip = match linktype {
-            1 => ethernet_payload(frame),
-            101 => Some(frame),
-            0 => frame.get(4..),
-            _ => return Err(invalid("unsupported pcap link type")),
-        };
-        if let Some(d) = ip.and_then(udp_datagram) {
-            out.push(d);
-        }
-    }
-    Ok(out)
-}
-
-/// The IP packet in an Ethernet frame (VLAN tags skipped).
-fn ethernet_payload(frame: &[u8]) -> Option<&[u8]> {
-    let mut off = 12;
-    loop {
-        let et = u16::from_be_bytes(frame.get(off..off + 2)?.try_into().ok()?);
-        match et {
-            0x8100 | 0x88a8 => off += 4,
-            0x0800 | 0x86dd => return frame.get(off + 2..),
-            _ => return None,
-        }
-    }
-}
-
-/// Source address and payload of a UDP datagram in an IP packet.
-fn udp_datagram(ip: &[u8]) -> Option<(IpAddr, Vec<u8>)> {
-    const UDP: u8 = 17;
-    let (src, proto, l4) = match ip.first()? >> 4 {
-        4 => {
-            let ihl = usize::from(ip.first()? & 0xf) * 4;
-            let a: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
-            (IpAddr::V4(Ipv4Addr::from(a)), *ip.get(9)?, ip.get(ihl..)?)
-        }
-        6 => {
-            let a: [u8; 16] = ip.get(8..24)?.try_into().ok()?;
-            (IpAddr::V6(Ipv6Addr::from(a)), *ip.get(6)?, ip.get(40..)?)
-        }
-        _ => return None,
-    };
-    if proto != UDP {
-        return None;
-    }
-    let len = usize::from(u16::from_be_bytes(l4.get(4..6)?.try_into().ok()?));
-    let payload = l4.get(8..len.clamp(8, l4.len()))?;
-    Some((src, payload.to_vec()))
-}
 
 /// Address family of the synthetic stream's template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -436,6 +320,7 @@ fn write_record(
 mod tests {
     use super::*;
     use netflow9::{Config, Decoder};
+    use std::net::{IpAddr, Ipv4Addr};
 
     #[test]
     fn stream_decodes_to_its_records_and_replays_cleanly() {
@@ -480,22 +365,5 @@ mod tests {
         // 20 header + 4 set header + 30 × 45 + 2 padding
         assert_eq!(s.packets[1].len(), 1376);
         assert_eq!(s.records, 28 + 30);
-    }
-
-    #[test]
-    fn corpus_captures_yield_v9_datagrams() {
-        for name in CORPUS_CAPTURES {
-            let d = udp_payloads(&corpus_path(name)).unwrap();
-            assert!(!d.is_empty(), "{name}");
-            assert!(d.iter().all(|(_, p)| p.get(..2) == Some(&[0, 9])), "{name}");
-        }
-        assert!(parse_pcap(b"not a pcap file at all").is_err());
-        assert_eq!(parse_pcap(&corpus_header_only()).unwrap(), Vec::new());
-    }
-
-    fn corpus_header_only() -> Vec<u8> {
-        let mut h = std::fs::read(corpus_path(CORPUS_CAPTURES[0])).unwrap();
-        h.truncate(24 + 10); // a record header cut short
-        h
     }
 }

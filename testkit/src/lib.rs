@@ -1,7 +1,7 @@
 //! Test helpers shared by Flower's crates: paths into the committed corpus
-//! (`netflow9/tests/data`, see its README for provenance) and a minimal
-//! classic-pcap reader that returns the UDP payloads. Test code only: it
-//! panics on anything unexpected.
+//! (`netflow9/tests/data`, see its README for provenance) and a classic-pcap
+//! reader (on `pcap-parser`) that returns the UDP payloads. Test and bench
+//! code only: [`udp_payloads`] panics on anything unexpected.
 
 pub mod alloc;
 
@@ -25,70 +25,94 @@ pub const V9_CAPTURES: [&str; 4] = [
 ];
 
 /// `(source address, UDP payload)` of every UDP datagram in a classic pcap
-/// (Ethernet with VLAN tags, raw IP or BSD loopback; IPv4 or IPv6).
+/// (Ethernet with VLAN tags, raw IP or BSD loopback; IPv4 or IPv6), in file
+/// order. The file's framing is read by `pcap-parser`; frames that are not
+/// UDP are skipped.
 ///
 /// # Panics
-/// On an unreadable or unsupported file.
+/// On an unreadable, truncated or unsupported file.
 #[must_use]
 pub fn udp_payloads(path: &Path) -> Vec<(IpAddr, Vec<u8>)> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let magic = u32::from_le_bytes(bytes[0..4].try_into().unwrap());
-    let le = match magic {
-        0xa1b2_c3d4 | 0xa1b2_3c4d => true,
-        0xd4c3_b2a1 | 0x4d3c_b2a1 => false,
-        _ => panic!("{}: not a classic pcap", path.display()),
+    parse_pcap(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// As [`udp_payloads`], from a file's bytes.
+///
+/// # Errors
+/// What is wrong with the file: not a classic pcap, an unsupported link
+/// type, or a record cut short.
+///
+/// ```
+/// assert!(testkit::parse_pcap(b"not a capture").is_err());
+/// ```
+pub fn parse_pcap(bytes: &[u8]) -> Result<Vec<(IpAddr, Vec<u8>)>, String> {
+    use pcap_parser::{parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified};
+    let (mut rest, header) = pcap_parser::parse_pcap_header(bytes)
+        .map_err(|e| format!("not a classic pcap file: {e:?}"))?;
+    let frame = if header.is_modified_format() {
+        parse_pcap_frame_modified
+    } else if header.is_bigendian() {
+        parse_pcap_frame_be
+    } else {
+        parse_pcap_frame
     };
-    let rd32 = |b: &[u8]| {
-        let a: [u8; 4] = b.try_into().unwrap();
-        if le {
-            u32::from_le_bytes(a)
-        } else {
-            u32::from_be_bytes(a)
-        }
-    };
-    let linktype = rd32(&bytes[20..24]);
-    let mut out = Vec::new();
-    let mut pos = 24;
-    while pos + 16 <= bytes.len() {
-        let caplen = rd32(&bytes[pos + 8..pos + 12]) as usize;
-        let frame = &bytes[pos + 16..pos + 16 + caplen];
-        pos += 16 + caplen;
-        let ip = match linktype {
-            1 => {
-                let mut et = u16::from_be_bytes([frame[12], frame[13]]);
-                let mut off = 14;
-                while et == 0x8100 || et == 0x88a8 {
-                    et = u16::from_be_bytes([frame[off + 2], frame[off + 3]]);
-                    off += 4;
-                }
-                if et != 0x0800 && et != 0x86dd {
-                    continue;
-                }
-                &frame[off..]
-            }
-            101 => frame,
-            0 => &frame[4..],
-            other => panic!("linktype {other}"),
-        };
-        let (src, proto, l4): (IpAddr, u8, &[u8]) = match ip[0] >> 4 {
-            4 => {
-                let ihl = usize::from(ip[0] & 0xf) * 4;
-                let a: [u8; 4] = ip[12..16].try_into().unwrap();
-                (IpAddr::V4(Ipv4Addr::from(a)), ip[9], &ip[ihl..])
-            }
-            6 => {
-                let a: [u8; 16] = ip[8..24].try_into().unwrap();
-                (IpAddr::V6(Ipv6Addr::from(a)), ip[6], &ip[40..])
-            }
-            _ => continue,
-        };
-        if proto != 17 {
-            continue;
-        }
-        let ulen = usize::from(u16::from_be_bytes([l4[4], l4[5]]));
-        out.push((src, l4[8..ulen.min(l4.len())].to_vec()));
+    let link = header.network.0;
+    if ![LINKTYPE_NULL, LINKTYPE_ETHERNET, LINKTYPE_RAW].contains(&link) {
+        return Err(format!("unsupported link type {link}"));
     }
-    out
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let at = bytes.len() - rest.len();
+        let (r, block) = frame(rest).map_err(|e| format!("record at offset {at}: {e:?}"))?;
+        rest = r;
+        let ip = match link {
+            LINKTYPE_ETHERNET => ethernet_payload(block.data),
+            LINKTYPE_RAW => Some(block.data),
+            _ => block.data.get(4..),
+        };
+        out.extend(ip.and_then(udp_datagram));
+    }
+    Ok(out)
+}
+
+const LINKTYPE_NULL: i32 = 0;
+const LINKTYPE_ETHERNET: i32 = 1;
+const LINKTYPE_RAW: i32 = 101;
+
+/// The IP packet in an Ethernet frame (VLAN tags skipped).
+fn ethernet_payload(frame: &[u8]) -> Option<&[u8]> {
+    let mut off = 12;
+    loop {
+        match u16::from_be_bytes(frame.get(off..off + 2)?.try_into().ok()?) {
+            0x8100 | 0x88a8 => off += 4,
+            0x0800 | 0x86dd => return frame.get(off + 2..),
+            _ => return None,
+        }
+    }
+}
+
+/// Source address and payload of a UDP datagram in an IP packet.
+fn udp_datagram(ip: &[u8]) -> Option<(IpAddr, Vec<u8>)> {
+    const UDP: u8 = 17;
+    let (src, proto, l4) = match ip.first()? >> 4 {
+        4 => {
+            let ihl = usize::from(ip.first()? & 0xf) * 4;
+            let a: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
+            (IpAddr::V4(Ipv4Addr::from(a)), *ip.get(9)?, ip.get(ihl..)?)
+        }
+        6 => {
+            let a: [u8; 16] = ip.get(8..24)?.try_into().ok()?;
+            (IpAddr::V6(Ipv6Addr::from(a)), *ip.get(6)?, ip.get(40..)?)
+        }
+        _ => return None,
+    };
+    if proto != UDP {
+        return None;
+    }
+    let len = usize::from(u16::from_be_bytes(l4.get(4..6)?.try_into().ok()?));
+    let payload = l4.get(8..len.clamp(8, l4.len()))?;
+    Some((src, payload.to_vec()))
 }
 
 /// A JSON file.
@@ -99,4 +123,30 @@ pub fn udp_payloads(path: &Path) -> Vec<(IpAddr, Vec<u8>)> {
 pub fn json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corpus_captures_yield_v9_datagrams() {
+        for name in V9_CAPTURES {
+            let d = udp_payloads(&data(&format!("exports/{name}.pcap")));
+            assert!(d.len() > 5, "{name}: {} datagrams", d.len());
+            // NetFlow version 9 in every payload's first two bytes.
+            assert!(d.iter().all(|(_, p)| p.starts_with(&[0, 9])), "{name}");
+        }
+    }
+
+    #[test]
+    fn bad_files_are_errors() {
+        assert!(parse_pcap(b"not a pcap file at all").is_err());
+        let whole = std::fs::read(data("exports/softflowd-v9.pcap")).unwrap();
+        // The file header alone: no datagrams.
+        assert_eq!(parse_pcap(&whole[..24]).unwrap(), Vec::new());
+        // A record cut short names its offset.
+        let err = parse_pcap(&whole[..whole.len() - 3]).unwrap_err();
+        assert!(err.starts_with("record at offset"), "{err}");
+    }
 }
