@@ -55,6 +55,13 @@ mod store;
 mod writer;
 
 pub use error::{Error, Result};
+
+/// How far past the writer's clock a flow may end (one day): a flow that
+/// ends later is stored as ending now (its duration kept) and counted in
+/// [`StoreStats::future_flows`]. Time-bucketed data cannot hold the year
+/// a broken clock or a hostile packet names (`last_ms = u64::MAX`) without
+/// every walk over time reaching it.
+pub const MAX_FUTURE_SECS: u64 = 86_400;
 pub use meta::{Role, StoredTemplate, User};
 pub use query::{
     Cursor, FlowsPage, FlowsQuery, GroupBy, Link, Matrix, Metric, Network, Order, Series,

@@ -746,10 +746,12 @@ impl Store {
         })
     }
 
-    /// Reads one dimension of the rollups for `range` from the coarsest tier
-    /// whose buckets align with the range and `step_secs` and are all built,
-    /// calling `f(bucket_ms, dim)` per stored bucket. Returns the tier and
-    /// whether groups of that dimension were folded.
+    /// Reads one dimension of the rollups for `range` (minute-aligned),
+    /// window by window from the coarsest tier whose width divides
+    /// `step_secs`: a window that is not built yet (its finer buckets
+    /// changed since), or that the range covers only in part, is read from
+    /// the next finer tier. Calls `f(bucket_ms, dim)` per stored bucket.
+    /// Returns the finest tier read and whether groups were folded.
     fn rollup_buckets(
         &self,
         range: TimeRange,
@@ -763,50 +765,32 @@ impl Store {
             .group_cap
             .max(self.inner.cfg.query_max_groups);
         let hw = self.high_water_ms()?;
+        let step_ms = step_secs.saturating_mul(1000);
+        let top = (1..3)
+            .rev()
+            .find(|&t| step_ms % TIER_MS[t] == 0)
+            .unwrap_or(0);
         self.read(|txn| {
-            let dbs = &self.inner.dbs;
-            // Coarsest usable tier.
-            let mut tier = 0;
-            for t in (1..3).rev() {
-                let w = TIER_MS[t];
-                if step_secs * 1000 % w != 0 || !range.aligned(w) {
-                    continue;
-                }
-                let lo = index_key(INDEX_DIRTY, t as u8, range.from_ms / w * w);
-                let hi = index_key(INDEX_DIRTY, t as u8, range.to_ms / w * w);
-                if dbs.rollup_index.range(txn, &(lo..=hi))?.next().is_none() {
-                    tier = t;
-                    break;
-                }
+            let mut walk = RollupWalk {
+                store: self,
+                txn,
+                dim,
+                cap,
+                d: DimAgg::default(),
+                finest: top,
+                folded: false,
+            };
+            // Nothing is stored past the high-water mark: a range reaching
+            // beyond it ends at the window holding it, not in the middle.
+            let to = if range.to_ms > hw {
+                let w = TIER_MS[top];
+                (hw / w).saturating_add(1).saturating_mul(w)
+            } else {
+                range.to_ms
             }
-            // For all-time queries, start at the first stored bucket.
-            let db = &dbs.rollups[tier];
-            let first = db.first(txn)?.map(|(k, _)| k.bucket * 1000).unwrap_or(0);
-            let from = range.from_ms.max(first / TIER_MS[tier] * TIER_MS[tier]);
-            let to = range.to_ms.min(hw.saturating_add(1)).max(from);
-            let mut folded = false;
-            let mut d = DimAgg::default();
-            let mut b = from / TIER_MS[tier] * TIER_MS[tier];
-            // One key per bucket: the dimension's blob, nothing else read.
-            while b < to {
-                let key = RollupKey {
-                    bucket: b / 1000,
-                    dim: dim as u8,
-                };
-                if b >= range.from_ms {
-                    if let Some(v) = db.get(txn, &key)? {
-                        d.groups.clear();
-                        (d.other, d.folded) = (Agg::default(), 0);
-                        d.decode_into(dim, v, cap).ok_or_else(|| {
-                            Error::corrupt("rollup", &key.bucket.to_be_bytes(), "rollup blob")
-                        })?;
-                        folded |= d.folded > 0;
-                        f(b, &d);
-                    }
-                }
-                b += TIER_MS[tier];
-            }
-            Ok((Tier::from_index(tier), folded))
+            .max(range.from_ms);
+            walk.visit(top, range.from_ms, to, &mut f)?;
+            Ok((Tier::from_index(walk.finest), walk.folded))
         })
     }
 
@@ -821,7 +805,11 @@ impl Store {
                 "step must be a positive multiple of 60 seconds",
             ));
         }
-        let step_ms = q.step_secs * 1000;
+        let step_ms = q
+            .step_secs
+            .checked_mul(1000)
+            .filter(|s| *s <= MAX_STEP_MS)
+            .ok_or(Error::InvalidQuery("step longer than a year"))?;
         let from = q.range.from_ms / step_ms * step_ms;
         let to = q
             .range
@@ -848,7 +836,7 @@ impl Store {
                    other: &mut Vec<u64>| {
             if !per_group.contains_key(&g) && per_group.len() >= cap {
                 if let Some(o) = other.get_mut(step) {
-                    *o += v;
+                    *o = o.saturating_add(v);
                 }
                 return true;
             }
@@ -856,7 +844,7 @@ impl Store {
                 .entry(g)
                 .or_insert_with(|| vec![0; steps as usize]);
             if let Some(x) = e.get_mut(step) {
-                *x += v;
+                *x = x.saturating_add(v);
             }
             false
         };
@@ -874,7 +862,7 @@ impl Store {
                         );
                     }
                     if let Some(o) = other.get_mut(step) {
-                        *o += d.other.get(q.metric, q.raw);
+                        *o = o.saturating_add(d.other.get(q.metric, q.raw));
                     }
                 })?;
                 truncated |= folded;
@@ -927,8 +915,10 @@ impl Store {
                 Tier::Raw
             }
         };
-        let totals: HashMap<&Group, u64> =
-            per_group.iter().map(|(g, v)| (g, v.iter().sum())).collect();
+        let totals: HashMap<&Group, u64> = per_group
+            .iter()
+            .map(|(g, v)| (g, v.iter().fold(0u64, |s, x| s.saturating_add(*x))))
+            .collect();
         let mut ranked: Vec<(&Group, u64)> = totals.into_iter().collect();
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
         let keep: Vec<Group> = ranked
@@ -944,7 +934,7 @@ impl Store {
         }
         for v in per_group.values() {
             for (o, x) in other.iter_mut().zip(v) {
-                *o += x;
+                *o = o.saturating_add(*x);
             }
         }
         let rate = |v: u64| v as f64 / q.step_secs as f64;
@@ -979,7 +969,8 @@ impl Store {
                 let cap = self.inner.cfg.query_max_groups.max(1);
                 let mut rolled: FxMap<Key, Agg> = FxMap::default();
                 let mut rolled_other = Agg::default();
-                let (t, folded) = self.rollup_buckets(q.range, 60, *dim, |_, d| {
+                // Any step every tier divides: a top list needs no steps.
+                let (t, folded) = self.rollup_buckets(q.range, 3600, *dim, |_, d| {
                     for (k, a) in &d.groups {
                         if let Some(r) = rolled.get_mut(k) {
                             r.add(*a);
@@ -1373,6 +1364,119 @@ fn totals(f: &Flow) -> FlowTotals {
         bytes: f.bytes,
         packets: f.packets,
         sampling: f.sampling_interval,
+    }
+}
+
+/// Longest series step: a year.
+const MAX_STEP_MS: u64 = 366 * 86_400_000;
+
+/// Above this many windows in a range, a tier's stored buckets are walked
+/// by key instead of looked up one window at a time (an all-time range
+/// spans millions of empty minutes).
+const LOOKUP_WINDOWS: u64 = 4096;
+
+/// State of [`Store::rollup_buckets`]' walk down the tiers.
+struct RollupWalk<'s, 't> {
+    store: &'s Store,
+    txn: &'t RoTxn<'t>,
+    dim: Dimension,
+    cap: usize,
+    d: DimAgg,
+    finest: usize,
+    folded: bool,
+}
+
+impl RollupWalk<'_, '_> {
+    /// Reads `[from, to)` at `tier`, finer tiers for the partial windows at
+    /// its ends and for windows not built yet.
+    fn visit(
+        &mut self,
+        tier: usize,
+        from: u64,
+        to: u64,
+        f: &mut impl FnMut(u64, &DimAgg),
+    ) -> Result<()> {
+        if from >= to {
+            return Ok(());
+        }
+        let w = TIER_MS[tier];
+        let a = from.div_ceil(w).saturating_mul(w).min(to);
+        let b = (to / w * w).max(a);
+        if tier == 0 || a == b {
+            if tier == 0 {
+                return self.read_tier(0, from / w * w, to, &[], f);
+            }
+            return self.visit(tier - 1, from, to, f);
+        }
+        self.visit(tier - 1, from, a, f)?;
+        // Windows whose finer buckets changed since they were built.
+        let dbs = &self.store.inner.dbs;
+        let lo = index_key(INDEX_DIRTY, tier as u8, a);
+        let hi = index_key(INDEX_DIRTY, tier as u8, b - w);
+        let mut dirty = Vec::new();
+        for item in dbs.rollup_index.range(self.txn, &(lo..=hi))? {
+            let (k, _) = item?;
+            let at = k
+                .get(2..10)
+                .and_then(|s| s.try_into().ok())
+                .unwrap_or([0; 8]);
+            dirty.push(u64::from_be_bytes(at) * 1000);
+        }
+        self.read_tier(tier, a, b, &dirty, f)?;
+        for window in dirty {
+            self.visit(tier - 1, window, window.saturating_add(w), f)?;
+        }
+        self.visit(tier - 1, b, to, f)
+    }
+
+    /// Calls `f` for each stored bucket of `tier` in `[from, to)` (starts
+    /// aligned to the tier), except those in `skip` (sorted).
+    fn read_tier(
+        &mut self,
+        tier: usize,
+        from: u64,
+        to: u64,
+        skip: &[u64],
+        f: &mut impl FnMut(u64, &DimAgg),
+    ) -> Result<()> {
+        let w = TIER_MS[tier];
+        let db = &self.store.inner.dbs.rollups[tier];
+        let key = |b: u64| RollupKey {
+            bucket: b / 1000,
+            dim: self.dim as u8,
+        };
+        let mut found = Vec::new();
+        if (to - from) / w <= LOOKUP_WINDOWS {
+            let mut b = from;
+            while b < to {
+                if skip.binary_search(&b).is_err() {
+                    if let Some(v) = db.get(self.txn, &key(b))? {
+                        found.push((b, v));
+                    }
+                }
+                b += w;
+            }
+        } else {
+            let (lo, hi) = (key(from), key(to));
+            for item in db.range(self.txn, &(lo..hi))? {
+                let (k, v) = item?;
+                let b = k.bucket * 1000;
+                if k.dim == self.dim as u8 && skip.binary_search(&b).is_err() {
+                    found.push((b, v));
+                }
+            }
+        }
+        for (b, v) in found {
+            self.d.groups.clear();
+            (self.d.other, self.d.folded) = (Agg::default(), 0);
+            self.d.decode_into(self.dim, v, self.cap).ok_or_else(|| {
+                Error::corrupt("rollup", &(b / 1000).to_be_bytes(), "rollup blob")
+            })?;
+            self.folded |= self.d.folded > 0;
+            self.finest = self.finest.min(tier);
+            f(b, &self.d);
+        }
+        Ok(())
     }
 }
 

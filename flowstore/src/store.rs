@@ -50,6 +50,8 @@ pub struct StoreConfig {
     /// Retention per tier.
     pub retention: Retention,
     /// Most bytes on disk; the oldest buckets are deleted to stay under it.
+    /// Data fills it up to a reserve of 1/32 (256 KiB to 64 MiB), which
+    /// only deletions use: in LMDB even a delete needs free pages.
     /// Default 64 GiB.
     pub disk_budget_bytes: u64,
     /// Initial LMDB map size; it doubles when full, up to the budget. Default 1 GiB.
@@ -116,6 +118,13 @@ pub struct StoreStats {
     pub map_resizes: AtomicU64,
     /// Commits that failed (the batch was not stored).
     pub failed_batches: AtomicU64,
+    /// Flows whose end time was more than [`crate::MAX_FUTURE_SECS`] past
+    /// the writer's clock (a broken exporter clock, or hostile input):
+    /// stored, moved to the present with their duration kept.
+    pub future_flows: AtomicU64,
+    /// Batches stored whose rollup update failed after the commit: the
+    /// rollups were rebuilt from the raw data instead (nothing lost).
+    pub rollup_errors: AtomicU64,
     /// Sum of commit latencies in microseconds.
     pub commit_micros: AtomicU64,
 }
@@ -190,6 +199,12 @@ pub(crate) fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The map size data may fill: the disk budget less the deletion reserve.
+fn data_limit(budget: u64) -> u64 {
+    let budget = budget.max(1 << 20);
+    budget - (budget / 32).clamp(256 << 10, 64 << 20)
+}
+
 fn page_align(n: u64) -> usize {
     let page = 4096u64;
     (n.div_ceil(page) * page) as usize
@@ -209,7 +224,7 @@ impl Store {
         })?;
         let map = cfg
             .initial_map_bytes
-            .min(cfg.disk_budget_bytes)
+            .min(data_limit(cfg.disk_budget_bytes))
             .max(1 << 20);
         let mut opts = EnvOpenOptions::new();
         opts.map_size(page_align(map)).max_dbs(16).max_readers(126);
@@ -350,27 +365,46 @@ impl Store {
             .unwrap_or(0))
     }
 
-    /// Grows the map (doubling, up to the budget). Returns false at the budget.
+    /// Grows the map (doubling, up to the budget less its deletion
+    /// reserve). Returns false when it cannot grow.
     pub(crate) fn grow_map(&self) -> Result<bool> {
+        let cur = self.inner.env.info().map_size as u64;
+        let max = data_limit(self.inner.cfg.disk_budget_bytes);
+        if cur >= max {
+            return Ok(false);
+        }
+        self.resize_map(cur.saturating_mul(2).min(max))?;
+        Ok(true)
+    }
+
+    /// Opens the deletion reserve (the map at the whole budget) while
+    /// `f` runs, then closes it again: LMDB keeps the map at least as large
+    /// as the pages in use, and deletions only free pages within it.
+    pub(crate) fn with_reserve<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let budget = page_align(self.inner.cfg.disk_budget_bytes.max(1 << 20)) as u64;
+        let cur = self.inner.env.info().map_size as u64;
+        if cur < budget {
+            self.resize_map(budget)?;
+        }
+        let result = f();
+        self.resize_map(cur.min(data_limit(self.inner.cfg.disk_budget_bytes)))?;
+        result
+    }
+
+    fn resize_map(&self, bytes: u64) -> Result<()> {
         let _g = self
             .inner
             .gate
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let cur = self.inner.env.info().map_size as u64;
-        let max = self.inner.cfg.disk_budget_bytes.max(1 << 20);
-        if cur >= max {
-            return Ok(false);
-        }
-        let next = page_align(cur.saturating_mul(2).min(max));
         // SAFETY: the gate is held exclusively, so no read transaction is
         // open in this process, and the single writer calls this between
         // transactions (LMDB's requirement for mdb_env_set_mapsize).
         #[allow(unsafe_code)]
         unsafe {
-            self.inner.env.resize(next)?;
+            self.inner.env.resize(page_align(bytes))?;
         }
         StoreStats::add(&self.inner.stats.map_resizes, 1);
-        Ok(true)
+        Ok(())
     }
 }

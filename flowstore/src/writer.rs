@@ -69,8 +69,16 @@ pub struct AppendReport {
     pub flows: u64,
     /// Raw blocks written.
     pub blocks: u64,
-    /// Raw buckets removed to make room within the disk budget.
+    /// Buckets removed to make room within the disk budget: raw ones and
+    /// 1-minute rollups, oldest first (coarser rollups once none are left).
     pub budget_buckets: u64,
+    /// Flows moved from the far future to the present (see
+    /// [`StoreStats::future_flows`](crate::StoreStats::future_flows)).
+    pub future_flows: u64,
+    /// The batch is stored but its rollup update failed (counted in
+    /// [`StoreStats::rollup_errors`](crate::StoreStats::rollup_errors)): the
+    /// rollups are rebuilt from the raw data at the next append or flush.
+    pub rollups_deferred: bool,
 }
 
 /// What maintenance did.
@@ -114,6 +122,11 @@ pub struct Writer {
     ranked: Vec<(u64, Key)>,
     /// Raw buckets appended since the last flush: bucket → next_seq.
     unrolled: HashMap<u64, u32>,
+    /// A batch with far-future flows, moved to the present.
+    fixed: Vec<Flow>,
+    /// Rollups not yet written were dropped after a failure: rebuild them
+    /// from raw data first.
+    rollups_lost: bool,
     last_flush: Instant,
     flush_interval: Duration,
 }
@@ -238,6 +251,8 @@ impl Store {
             small_keys: FxMap::default(),
             ranked: Vec::new(),
             unrolled: HashMap::new(),
+            fixed: Vec::new(),
+            rollups_lost: false,
             last_flush: Instant::now(),
             flush_interval: Duration::from_secs(5),
         };
@@ -276,6 +291,40 @@ impl Writer {
     pub fn append(&mut self, flows: &[Flow]) -> Result<AppendReport> {
         let mut report = AppendReport::default();
         let started = Instant::now();
+        // Far-future end times (broken clocks, hostile input) would stretch
+        // every time walk to the year they name: moved to the present.
+        let limit_ms = now_secs()
+            .saturating_add(crate::MAX_FUTURE_SECS)
+            .saturating_mul(1000);
+        let mut fixed = std::mem::take(&mut self.fixed);
+        let flows = if flows.iter().any(|f| f.last_ms > limit_ms) {
+            fixed.clear();
+            fixed.extend_from_slice(flows);
+            let now_ms = now_secs().saturating_mul(1000);
+            for f in fixed.iter_mut().filter(|f| f.last_ms > limit_ms) {
+                let duration = f.last_ms.saturating_sub(f.first_ms);
+                f.last_ms = now_ms;
+                f.first_ms = now_ms.saturating_sub(duration);
+                report.future_flows += 1;
+            }
+            &fixed[..]
+        } else {
+            flows
+        };
+        let result = self.append_checked(flows, report, started);
+        self.fixed = fixed;
+        result
+    }
+
+    fn append_checked(
+        &mut self,
+        flows: &[Flow],
+        mut report: AppendReport,
+        started: Instant,
+    ) -> Result<AppendReport> {
+        if self.rollups_lost {
+            self.rebuild_rollups();
+        }
         loop {
             match self.try_append(flows) {
                 Ok(r) => {
@@ -285,7 +334,15 @@ impl Writer {
                 }
                 Err(e) if is_map_full(&e) => {
                     if !self.store.grow_map()? {
-                        let evicted = self.evict_oldest()?;
+                        let evicted = match self.evict_oldest() {
+                            Ok(n) => n,
+                            // Not even room to delete: as full as it gets.
+                            Err(e) if is_map_full(&e) => 0,
+                            Err(e) => {
+                                StoreStats::add(&self.store.inner.stats.failed_batches, 1);
+                                return Err(e);
+                            }
+                        };
                         if evicted == 0 {
                             StoreStats::add(&self.store.inner.stats.failed_batches, 1);
                             return Err(Error::BudgetExhausted {
@@ -307,14 +364,46 @@ impl Writer {
         StoreStats::add(&stats.batches, 1);
         StoreStats::add(&stats.blocks, report.blocks);
         StoreStats::add(&stats.commit_micros, started.elapsed().as_micros() as u64);
+        StoreStats::add(&stats.future_flows, report.future_flows);
         // Rollups: aggregate after the commit (they are rebuilt from raw
-        // data if the process dies before the next flush).
-        self.aggregate(flows)?;
-        self.after_aggregate()?;
-        if self.last_flush.elapsed() >= self.flush_interval {
-            self.flush()?;
+        // data if the process dies before the next flush). The batch is
+        // stored whatever happens here: a failure is reported, not returned.
+        let rolled = self.aggregate(flows).and_then(|()| self.after_aggregate());
+        let rolled = rolled.and_then(|()| {
+            if self.last_flush.elapsed() >= self.flush_interval {
+                self.flush()
+            } else {
+                Ok(())
+            }
+        });
+        if rolled.is_err() {
+            StoreStats::add(&self.store.inner.stats.rollup_errors, 1);
+            report.rollups_deferred = true;
+            self.drop_rollups();
         }
         Ok(report)
+    }
+
+    /// Forgets every rollup not yet written (after a failed update, the
+    /// cache may hold part of a batch). The raw buckets' watermarks were not
+    /// advanced for it, so [`Writer::rebuild_rollups`] re-aggregates it all
+    /// from raw data.
+    fn drop_rollups(&mut self) {
+        self.cache.clear();
+        self.hours.clear();
+        self.unrolled.clear();
+        self.newest = 0;
+        self.rollups_lost = true;
+    }
+
+    /// Re-aggregates what [`Writer::drop_rollups`] forgot, as after a crash;
+    /// on failure, tries again at the next append or flush.
+    fn rebuild_rollups(&mut self) {
+        self.rollups_lost = false;
+        if self.recover().is_err() {
+            StoreStats::add(&self.store.inner.stats.rollup_errors, 1);
+            self.drop_rollups();
+        }
     }
 
     /// The pro-rating window in ms: buckets a new flow can still reach.
@@ -458,9 +547,9 @@ impl Writer {
                     info.next_seq += 1;
                     report.blocks += 1;
                     for f in rest[..n].iter().map(|(_, i)| &flows[*i as usize]) {
-                        info.flows += 1;
-                        info.bytes += f.bytes;
-                        info.packets += f.packets;
+                        info.flows = info.flows.saturating_add(1);
+                        info.bytes = info.bytes.saturating_add(f.bytes);
+                        info.packets = info.packets.saturating_add(f.packets);
                         high_water = high_water.max(f.last_ms);
                     }
                     rest = &rest[n..];
@@ -646,6 +735,13 @@ impl Writer {
     /// LMDB errors (the cache is kept; a later flush retries).
     pub fn flush(&mut self) -> Result<()> {
         self.last_flush = Instant::now();
+        if self.rollups_lost {
+            self.rollups_lost = false;
+            if let Err(e) = self.recover() {
+                self.drop_rollups();
+                return Err(e);
+            }
+        }
         if !self.has_dirty() {
             return Ok(());
         }
@@ -765,6 +861,11 @@ impl Writer {
     fn evict_oldest(&mut self) -> Result<u64> {
         // Rollups of what is deleted must exist first.
         self.flush_without_evict()?;
+        let store = self.store.clone();
+        store.with_reserve(|| self.evict_oldest_now())
+    }
+
+    fn evict_oldest_now(&mut self) -> Result<u64> {
         let inner = self.store.inner.clone();
         let _g = inner
             .gate
@@ -775,43 +876,41 @@ impl Writer {
         let mut flows = 0;
         let mut total = 0;
         // Oldest first across raw flows and 1-minute rollups: everything
-        // older than T, T being 1/16 of their time span past the oldest.
-        // With neither left, the 5-minute then hourly rollups the same way.
-        let span = |txn: &heed::RoTxn<'_>, tier: Option<usize>| -> Result<Option<(u64, u64)>> {
+        // up to T, T being the latest of the keys 1/16 into each database
+        // (so at least 1/16 of one of them goes). With neither left, the 5-minute then hourly rollups the
+        // same way. Counted by key, not by time: one bucket from a distant
+        // year must not make the cut sweep away everything before it.
+        let nth = |len: u64| (len / 16) as usize;
+        let span = |txn: &heed::RoTxn<'_>, tier: Option<usize>| -> Result<Option<u64>> {
             Ok(match tier {
-                None => match (inner.dbs.buckets.first(txn)?, inner.dbs.buckets.last(txn)?) {
-                    (Some((a, _)), Some((b, _))) => Some((a, b)),
-                    _ => None,
-                },
-                Some(t) if t == usize::from(MATRIX_TIER) => {
-                    match (inner.dbs.matrix.first(txn)?, inner.dbs.matrix.last(txn)?) {
-                        (Some((a, _)), Some((b, _))) => Some((a, b)),
-                        _ => None,
-                    }
+                None => {
+                    let db = &inner.dbs.buckets;
+                    let n = nth(db.len(txn)?);
+                    db.iter(txn)?.nth(n).transpose()?.map(|(b, _)| b)
                 }
-                Some(t) => match (
-                    inner.dbs.rollups[t].first(txn)?,
-                    inner.dbs.rollups[t].last(txn)?,
-                ) {
-                    (Some((a, _)), Some((b, _))) => Some((a.bucket, b.bucket)),
-                    _ => None,
-                },
+                Some(t) if t == usize::from(MATRIX_TIER) => {
+                    let db = &inner.dbs.matrix;
+                    let n = nth(db.len(txn)?);
+                    db.iter(txn)?.nth(n).transpose()?.map(|(b, _)| b)
+                }
+                Some(t) => {
+                    let db = &inner.dbs.rollups[t];
+                    let n = nth(db.len(txn)?);
+                    db.iter(txn)?.nth(n).transpose()?.map(|(k, _)| k.bucket)
+                }
             })
         };
         let matrix = Some(usize::from(MATRIX_TIER));
         let groups: [&[Option<usize>]; 3] = [&[None, Some(0)], &[Some(1), matrix], &[Some(2)]];
         let mut rollups_removed = 0;
         for group in groups {
-            let spans: Vec<(Option<usize>, (u64, u64))> = group
+            let spans: Vec<(Option<usize>, u64)> = group
                 .iter()
                 .filter_map(|t| span(&txn, *t).transpose().map(|s| s.map(|s| (*t, s))))
                 .collect::<Result<_>>()?;
-            if spans.is_empty() {
+            let Some(cut) = spans.iter().map(|s| s.1.saturating_add(1)).max() else {
                 continue;
-            }
-            let lo = spans.iter().map(|s| s.1 .0).min().unwrap_or(0);
-            let hi = spans.iter().map(|s| s.1 .1).max().unwrap_or(0);
-            let cut = lo + ((hi - lo) / 16).max(1);
+            };
             for (tier, _) in spans {
                 match tier {
                     None => {
@@ -929,8 +1028,11 @@ impl Writer {
                         .unwrap_or([0; 8]),
                 ) * 1000;
                 let marked = v;
-                let end = window + TIER_MS[usize::from(tier)];
-                if force || end + MATERIALIZE_GRACE_MS <= high_water || marked + 600 <= now_s {
+                let end = window.saturating_add(TIER_MS[usize::from(tier)]);
+                if force
+                    || end.saturating_add(MATERIALIZE_GRACE_MS) <= high_water
+                    || marked.saturating_add(600) <= now_s
+                {
                     dirty.push(window);
                 }
             }
@@ -956,7 +1058,7 @@ impl Writer {
         let mut old = Vec::new();
         for item in inner.dbs.buckets.iter(&txn)? {
             let (b, info) = item?;
-            if info.written_at_s + cfg.retention.raw_secs <= now_s
+            if info.written_at_s.saturating_add(cfg.retention.raw_secs) <= now_s
                 && info.rolled_seq >= info.next_seq
             {
                 old.push((b, info.flows));
@@ -984,7 +1086,7 @@ impl Writer {
             for item in inner.dbs.rollup_index.range(&txn, &(lo..=hi))? {
                 let (k, v) = item?;
                 let written = v;
-                if written + keep[usize::from(tier)] <= now_s {
+                if written.saturating_add(keep[usize::from(tier)]) <= now_s {
                     let bucket = u64::from_be_bytes(
                         k.get(2..10)
                             .and_then(|s| s.try_into().ok())

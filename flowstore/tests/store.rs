@@ -419,3 +419,145 @@ fn incompatible_options_are_typed_errors() {
     assert!("zz".parse::<flowstore::Cursor>().is_err());
     assert!(TimeRange::new(2, 1).is_err());
 }
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn top_protocols(store: &Store) -> flowstore::Top {
+    store
+        .top(&TopQuery {
+            range: TimeRange::all(),
+            by: GroupBy::Dim(Dimension::Protocol),
+            metric: Metric::Bytes,
+            n: 10,
+            filter: all(),
+            raw: true,
+        })
+        .unwrap()
+}
+
+#[test]
+fn rollup_answers_outlive_the_minute_tier_and_see_new_data() {
+    let flows = flows_of("softflowd-v9");
+    let total: u64 = flows.iter().map(|f| f.bytes).sum();
+    let (_d, store) = store_with(&flows, 500);
+    let now = now_secs();
+    // eight days on: raw data (7 days) and 1-minute rollups (7 days) are
+    // gone; the 5-minute and hourly tiers answer
+    store
+        .writer()
+        .unwrap()
+        .maintain(now + 8 * 86_400, true)
+        .unwrap();
+    let s = store.summary(TimeRange::all(), &all()).unwrap();
+    assert_eq!((s.flows, s.bytes), (1804, total));
+    assert_eq!(s.tier, Tier::Hour);
+    let top = top_protocols(&store);
+    let ranked: u64 = top.rows.iter().map(|r| r.agg.bytes).sum::<u64>() + top.other.bytes;
+    assert_eq!(ranked, total, "top lists read the coarser tiers too");
+    // a new flow in another hour: its windows are not built yet, so they
+    // are read from the 1-minute tier, the rest from the hourly one
+    let late = Flow {
+        first_ms: flows[0].last_ms + 86_400_000,
+        last_ms: flows[0].last_ms + 86_400_000,
+        bytes: 1000,
+        ..flows[0]
+    };
+    {
+        let mut w = store.writer().unwrap();
+        w.append(&[late]).unwrap();
+        w.flush().unwrap();
+    }
+    let s = store.summary(TimeRange::all(), &all()).unwrap();
+    assert_eq!((s.flows, s.bytes), (1805, total + 1000));
+    assert_eq!(s.tier, Tier::Minute, "the finest tier read is named");
+    let top = top_protocols(&store);
+    let ranked: u64 = top.rows.iter().map(|r| r.agg.bytes).sum::<u64>() + top.other.bytes;
+    assert_eq!(ranked, total + 1000);
+}
+
+#[test]
+fn hostile_times_and_counters_are_stored_without_overflow() {
+    let flows = flows_of("softflowd-v9");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        dir.path(),
+        StoreConfig {
+            sync: false,
+            ..StoreConfig::default()
+        },
+    )
+    .unwrap();
+    let mut w = store.writer().unwrap();
+    let before = now_secs() * 1000;
+    let hostile = [
+        // the end of time, two minutes long
+        Flow {
+            first_ms: u64::MAX - 120_000,
+            last_ms: u64::MAX,
+            bytes: u64::MAX,
+            ..flows[0]
+        },
+        // the year ~37 000, counters that overflow when summed
+        Flow {
+            first_ms: 1 << 50,
+            last_ms: 1 << 50,
+            bytes: u64::MAX,
+            packets: u64::MAX,
+            ..flows[1]
+        },
+    ];
+    let r = w.append(&hostile).unwrap();
+    assert_eq!((r.flows, r.future_flows), (2, 2));
+    assert!(!r.rollups_deferred);
+    w.append(&flows).unwrap();
+    w.flush().unwrap();
+    w.maintain(now_secs(), true).unwrap();
+    let stats = store.stats();
+    assert_eq!(
+        stats
+            .future_flows
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+    // moved to the present, duration kept; nothing stored past tomorrow
+    let recent = TimeRange::new(before - 3_600_000, before + 2 * 86_400_000).unwrap();
+    let page = store
+        .flows(&FlowsQuery {
+            range: recent,
+            filter: Filter::parse("bytes > 1000000000000").unwrap(),
+            order: Order::TimeDesc,
+            limit: 10,
+            cursor: None,
+        })
+        .unwrap();
+    assert_eq!(page.flows.len(), 2);
+    let after = now_secs() * 1000 + 1000;
+    for f in &page.flows {
+        assert!(f.last_ms >= before && f.last_ms <= after, "{f:?}");
+    }
+    assert!(page.flows.iter().any(|f| f.last_ms - f.first_ms == 120_000));
+    // all-time answers come back (not a walk to the year 37 000), saturated
+    let s = store.summary(TimeRange::all(), &all()).unwrap();
+    assert_eq!(s.flows, 1806);
+    assert_eq!(s.bytes, u64::MAX);
+    let raw = store
+        .summary(recent, &Filter::parse("bytes >= 0").unwrap())
+        .unwrap();
+    assert_eq!((raw.flows, raw.bytes), (2, u64::MAX));
+    // a series step beyond a year is refused, not overflowed
+    let q = SeriesQuery {
+        range: TimeRange::all(),
+        step_secs: u64::MAX / 100,
+        by: GroupBy::Dim(Dimension::Protocol),
+        metric: Metric::Bytes,
+        filter: all(),
+        top: 5,
+        raw: true,
+    };
+    assert!(store.series(&q).is_err());
+}

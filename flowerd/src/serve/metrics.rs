@@ -389,6 +389,16 @@ impl Metrics {
                 "Batches not stored.",
                 &s.failed_batches,
             ),
+            (
+                "store_future_flows_total",
+                "Flows ending more than a day past the clock, stored as ending now.",
+                &s.future_flows,
+            ),
+            (
+                "store_rollup_errors_total",
+                "Stored batches whose rollup update failed (rebuilt from raw data).",
+                &s.rollup_errors,
+            ),
         ];
         for (name, help, a) in store_counters {
             family(&mut o, name, "counter", help);
