@@ -61,6 +61,10 @@ pub(crate) fn index_key(kind: u8, tier: u8, bucket_ms: u64) -> [u8; 10] {
 }
 pub(crate) const INDEX_WRITTEN: u8 = 0;
 pub(crate) const INDEX_DIRTY: u8 = 1;
+/// Kind 2: a 5 m / 1 h window some of whose finer buckets were deleted
+/// (retention or budget): it can no longer be rebuilt from them, so later
+/// changes are added to it instead.
+pub(crate) const INDEX_SEALED: u8 = 2;
 
 /// What one append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -156,6 +160,7 @@ fn cached<'c>(
         std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
         std::collections::hash_map::Entry::Vacant(v) => {
             let cfg = store.inner.cfg;
+            let delta = (sealed(store, 1, b)? || sealed(store, 2, b)?).then(Box::default);
             v.insert(match load_rollup(store, b, cfg.group_cap)? {
                 // A stored bucket is already cut to its top groups.
                 Some(r) => Cached {
@@ -163,8 +168,10 @@ fn cached<'c>(
                     log: Vec::new(),
                     dirty: false,
                     compact: true,
+                    delta,
                 },
                 None => Cached {
+                    delta,
                     r: spare.big.pop().unwrap_or_default(),
                     log: spare
                         .logs
@@ -207,6 +214,9 @@ struct Cached {
     dirty: bool,
     /// Cut to `rollup_keep` groups per dimension; new groups go to "other".
     compact: bool,
+    /// For a bucket of a sealed 5-minute window: what was added since the
+    /// last write, added to the window (and a sealed hour) at the next.
+    delta: Option<Box<Rollup>>,
 }
 
 /// A cached hour of the network-map rollup.
@@ -394,6 +404,19 @@ impl Writer {
         self.unrolled.clear();
         self.newest = 0;
         self.rollups_lost = true;
+    }
+
+    /// Cached buckets of the window `[window_ms, + width_ms)`, just
+    /// sealed, send their later changes to it (what they held is in it:
+    /// the writer flushed first).
+    fn seal_cached(&mut self, window_ms: u64, width_ms: u64) {
+        for (_, c) in self
+            .cache
+            .iter_mut()
+            .filter(|(b, _)| (window_ms..window_ms.saturating_add(width_ms)).contains(*b))
+        {
+            c.delta.get_or_insert_with(Box::default);
+        }
     }
 
     /// Re-aggregates what [`Writer::drop_rollups`] forgot, as after a crash;
@@ -708,6 +731,9 @@ impl Writer {
             cfg.group_cap
         };
         c.r.add_log(&c.log, cap, &mut self.small_keys, &self.exporters);
+        if let Some(d) = &mut c.delta {
+            d.add_log(&c.log, cfg.group_cap, &mut self.small_keys, &self.exporters);
+        }
         self.spare.log_hint = self.spare.log_hint.max(c.log.len());
         c.log.clear();
         Ok(())
@@ -767,6 +793,9 @@ impl Writer {
     fn mark_clean(&mut self) {
         for c in self.cache.values_mut() {
             c.dirty = false;
+            if let Some(d) = &mut c.delta {
+                d.clear();
+            }
         }
         for c in self.hours.values_mut() {
             c.dirty = false;
@@ -802,11 +831,20 @@ impl Writer {
             for tier in 1..3u8 {
                 let w = TIER_MS[usize::from(tier)];
                 let window = bucket / w * w;
-                inner.dbs.rollup_index.put(
-                    &mut txn,
-                    &index_key(INDEX_DIRTY, tier, window),
-                    &now,
-                )?;
+                match &c.delta {
+                    // A sealed window gets the change itself.
+                    Some(d) if is_sealed(&txn, &self.store, tier, window)? => {
+                        let mut r = Rollup::clone(d);
+                        let cap = inner.cfg.group_cap;
+                        merge_stored(&txn, &self.store, usize::from(tier), window, &mut r, cap)?;
+                        write_rollup(&mut txn, &self.store, tier, window, &r, &mut self.blob)?;
+                    }
+                    _ => inner.dbs.rollup_index.put(
+                        &mut txn,
+                        &index_key(INDEX_DIRTY, tier, window),
+                        &now,
+                    )?,
+                }
             }
         }
         for bucket in self.unrolled.keys() {
@@ -947,6 +985,30 @@ impl Writer {
                             bucket: cut.saturating_sub(1),
                             dim: u8::MAX,
                         };
+                        if t < 2 {
+                            // The coarser windows lose finer buckets.
+                            let w = TIER_MS[t + 1];
+                            let mut windows: Vec<u64> = Vec::new();
+                            for item in inner.dbs.rollups[t].range(&txn, &(lo_k..=hi_k))? {
+                                let window = item?.0.bucket * 1000 / w * w;
+                                if windows.last() != Some(&window) {
+                                    windows.push(window);
+                                }
+                            }
+                            for window in windows {
+                                seal(&mut txn, &self.store, t as u8 + 1, window, now_secs())?;
+                                self.seal_cached(window, w);
+                            }
+                        }
+                        if t > 0 {
+                            let lo_s = index_key(INDEX_SEALED, t as u8, 0);
+                            let hi_s =
+                                index_key(INDEX_SEALED, t as u8, cut.saturating_sub(1) * 1000);
+                            inner
+                                .dbs
+                                .rollup_index
+                                .delete_range(&mut txn, &(lo_s..=hi_s))?;
+                        }
                         let n = inner.dbs.rollups[t].delete_range(&mut txn, &(lo_k..=hi_k))?;
                         let lo_i = index_key(INDEX_WRITTEN, t as u8, 0);
                         let hi_i = index_key(INDEX_WRITTEN, t as u8, cut.saturating_sub(1) * 1000);
@@ -1037,6 +1099,15 @@ impl Writer {
                 }
             }
             for window in dirty {
+                if is_sealed(&txn, &self.store, tier, window)? {
+                    // Its finer buckets are incomplete: changes were added
+                    // to it directly.
+                    inner
+                        .dbs
+                        .rollup_index
+                        .delete(&mut txn, &index_key(INDEX_DIRTY, tier, window))?;
+                    continue;
+                }
                 let mut r = Rollup::default();
                 let finer = usize::from(tier) - 1;
                 let step = TIER_MS[finer];
@@ -1120,6 +1191,14 @@ impl Writer {
                     {
                         continue;
                     }
+                    seal(&mut txn, &self.store, tier + 1, w, now_s)?;
+                    self.seal_cached(w, coarser);
+                }
+                if tier > 0 {
+                    inner
+                        .dbs
+                        .rollup_index
+                        .delete(&mut txn, &index_key(INDEX_SEALED, tier, bucket * 1000))?;
                 }
                 for d in Dimension::ALL {
                     inner.dbs.rollups[usize::from(tier)].delete(
@@ -1154,6 +1233,27 @@ fn delete_raw_bucket(txn: &mut RwTxn<'_>, store: &Store, bucket: u64) -> Result<
     };
     dbs.raw.delete_range(txn, &(lo..=hi))?;
     dbs.buckets.delete(txn, &bucket)?;
+    Ok(())
+}
+
+/// Whether the `tier` window holding `bucket_ms` is sealed (some of its
+/// finer buckets were deleted).
+fn is_sealed(txn: &heed::RoTxn<'_>, store: &Store, tier: u8, bucket_ms: u64) -> Result<bool> {
+    let w = TIER_MS[usize::from(tier)];
+    let key = index_key(INDEX_SEALED, tier, bucket_ms / w * w);
+    Ok(store.inner.dbs.rollup_index.get(txn, &key)?.is_some())
+}
+
+/// [`is_sealed`] in a read transaction of its own.
+fn sealed(store: &Store, tier: u8, bucket_ms: u64) -> Result<bool> {
+    let txn = store.inner.env.read_txn()?;
+    is_sealed(&txn, store, tier, bucket_ms)
+}
+
+/// Marks the `tier` window starting at `window_ms` sealed.
+fn seal(txn: &mut RwTxn<'_>, store: &Store, tier: u8, window_ms: u64, now_s: u64) -> Result<()> {
+    let key = index_key(INDEX_SEALED, tier, window_ms);
+    store.inner.dbs.rollup_index.put(txn, &key, &now_s)?;
     Ok(())
 }
 

@@ -561,3 +561,53 @@ fn hostile_times_and_counters_are_stored_without_overflow() {
     };
     assert!(store.series(&q).is_err());
 }
+
+#[test]
+fn late_flows_after_the_minute_tier_expired_add_to_the_coarser_tiers() {
+    let flows = flows_of("softflowd-v9");
+    let total: u64 = flows.iter().map(|f| f.bytes).sum();
+    let (_d, store) = store_with(&flows, 500);
+    let later = now_secs() + 8 * 86_400;
+    store.writer().unwrap().maintain(later, true).unwrap();
+    // a late flow in a minute that already held flows, and one in a
+    // minute of its own, both in windows whose 1-minute buckets are gone
+    let late = [
+        Flow {
+            bytes: 1,
+            ..flows[0]
+        },
+        Flow {
+            first_ms: flows[0].last_ms - 3_600_000,
+            last_ms: flows[0].last_ms - 3_600_000,
+            bytes: 2,
+            ..flows[0]
+        },
+    ];
+    {
+        let mut w = store.writer().unwrap();
+        w.append(&late).unwrap();
+        w.maintain(later, true).unwrap();
+    }
+    let s = store.summary(TimeRange::all(), &all()).unwrap();
+    assert_eq!((s.flows, s.bytes), (1806, total + 3), "{s:?}");
+    assert_eq!(s.tier, Tier::Hour);
+    let q = SeriesQuery {
+        range: TimeRange::new(1_709_280_000_000, 1_709_308_800_000).unwrap(),
+        step_secs: 300,
+        by: GroupBy::Dim(Dimension::Protocol),
+        metric: Metric::Bytes,
+        filter: all(),
+        top: 5,
+        raw: true,
+    };
+    let five = store.series(&q).unwrap();
+    assert_eq!(five.tier, Tier::FiveMinutes);
+    let sum: f64 = five
+        .series
+        .iter()
+        .flat_map(|l| l.values.iter())
+        .chain(&five.other)
+        .sum::<f64>()
+        * 300.0;
+    assert!((sum - (total + 3) as f64).abs() < 1.0, "{sum}");
+}

@@ -29,7 +29,9 @@
 //! rollup_index kind u8 | tier u8 | bucket u64       kind 0: written_at_s u64 of a rollup bucket
 //!                                                   (tier 3: of a matrix_1h hour); kind 1: dirty
 //!                                                   mark of a 5m/1h window (its value: when
-//!                                                   marked), rebuilt from finer tiers
+//!                                                   marked), rebuilt from finer tiers; kind 2:
+//!                                                   sealed mark (finer buckets deleted: later
+//!                                                   changes are added to the window instead)
 //! networks    UTF-8 name                            JSON: {"name", "cidrs": [...]}
 //! users       UTF-8 name                            JSON: {"name", "role", "password_hash"}
 //! templates   exporter 16 B | source u32 | id u16   JSON: the template's field specifiers
