@@ -90,7 +90,7 @@ pub(crate) struct ServeArgs {
 /// `flowerd user …`
 #[derive(Debug, Subcommand)]
 pub(crate) enum UserCommand {
-    /// Add a user, or replace its role and password.
+    /// Add a user (with --replace, or change an existing user's role and password).
     Add {
         /// Login name.
         name: String,
@@ -100,11 +100,15 @@ pub(crate) enum UserCommand {
         /// Read the password from standard input (required: never on the command line).
         #[arg(long)]
         password_stdin: bool,
+        /// Replace the user if it exists (its role and password; its sessions end).
+        /// Without it, an existing name is an error.
+        #[arg(long)]
+        replace: bool,
         /// Data directory. Default ./flower-data.
         #[arg(long, value_name = "DIR", default_value = "./flower-data")]
         data: PathBuf,
     },
-    /// Delete a user.
+    /// Delete a user (never the last admin).
     Delete {
         /// Login name.
         name: String,

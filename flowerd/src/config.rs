@@ -51,6 +51,10 @@ impl Default for Listener {
     }
 }
 
+/// The allowed `http.max_body_bytes`: the smallest still takes every API
+/// body; a body is held in memory whole, once per busy connection.
+pub(crate) const MAX_BODY_BYTES: std::ops::RangeInclusive<usize> = 1024..=64 << 20;
+
 /// HTTP server settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -227,6 +231,14 @@ impl Config {
         if self.http.workers == 0 || self.http.workers > 256 {
             bail!("http: workers must be 1..=256");
         }
+        if !MAX_BODY_BYTES.contains(&self.http.max_body_bytes) {
+            bail!(
+                "http.max_body_bytes must be {}..={} (1 KiB to 64 MiB; got {})",
+                MAX_BODY_BYTES.start(),
+                MAX_BODY_BYTES.end(),
+                self.http.max_body_bytes
+            );
+        }
         if !["auto", "text", "json"].contains(&self.log.format.as_str()) {
             bail!(
                 "log.format must be auto, text or json (got {:?})",
@@ -280,5 +292,19 @@ mod tests {
         let mut bad = Config::default();
         bad.http.tls_cert = Some("x".into());
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn body_limit_is_bounded() {
+        let with = |n: usize| {
+            let mut c = Config::default();
+            c.http.max_body_bytes = n;
+            c.validate().map_err(|e| e.to_string())
+        };
+        assert!(with(1024).is_ok() && with(64 << 20).is_ok());
+        for bad in [0, 1023, (64 << 20) + 1, usize::MAX] {
+            let e = with(bad).unwrap_err();
+            assert!(e.contains("http.max_body_bytes"), "{e}");
+        }
     }
 }

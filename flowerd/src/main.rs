@@ -99,19 +99,18 @@ fn user(cmd: cli::UserCommand) -> anyhow::Result<ExitCode> {
             name,
             role,
             password_stdin,
+            replace,
             data,
         } => {
             let role = match role {
                 cli::RoleArg::Admin => flowstore::Role::Admin,
                 cli::RoleArg::Viewer => flowstore::Role::Viewer,
             };
-            users::add(&open(&data)?, &name, role, password_stdin)?;
+            users::add(&open(&data)?, &name, role, password_stdin, replace)?;
             eprintln!("flowerd: user {name:?} saved");
         }
         cli::UserCommand::Delete { name, data } => {
-            if !open(&data)?.delete_user(&name)? {
-                anyhow::bail!("no user {name:?}");
-            }
+            users::delete(&open(&data)?, &name)?;
             eprintln!("flowerd: user {name:?} deleted");
         }
         cli::UserCommand::List { data } => {

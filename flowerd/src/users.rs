@@ -83,12 +83,20 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `flowerd user add NAME --role R --password-stdin`.
+/// Password length bounds, in characters (the API's too).
+pub(crate) const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=1024;
+
+/// `flowerd user add NAME --role R --password-stdin [--replace]`.
+///
+/// Another process (a running daemon, another `flowerd user`) may change
+/// users between the checks here and the write: the checks guard against
+/// mistakes, not against a concurrent administrator.
 pub(crate) fn add(
     store: &Store,
     name: &str,
     role: Role,
     password_stdin: bool,
+    replace: bool,
 ) -> anyhow::Result<()> {
     if !valid_name(name) {
         bail!("invalid user name {name:?}: use 1-64 letters, digits, '.', '_' or '-'");
@@ -96,21 +104,93 @@ pub(crate) fn add(
     if !password_stdin {
         bail!("give the password on standard input with --password-stdin (it is never taken from the command line)");
     }
-    let mut pw = String::new();
-    std::io::stdin()
-        .take(4096)
-        .read_to_string(&mut pw)
-        .context("reading the password from stdin")?;
-    let pw = pw.trim_end_matches(['\n', '\r']);
-    if pw.chars().count() < 8 {
-        bail!("password too short: at least 8 characters");
+    let existing = store.user(name)?;
+    match &existing {
+        Some(_) if !replace => bail!(
+            "user {name:?} exists: add --replace to change its role and password, \
+             or delete it first"
+        ),
+        Some(u) if u.role == Role::Admin && role != Role::Admin => {
+            refuse_last_admin(store, name, "demote")?;
+        }
+        _ => {}
     }
+    let pw = read_password(std::io::stdin().lock())?;
     store.put_user(&User {
         name: name.into(),
         role,
-        password_hash: hash_password(pw)?,
+        password_hash: hash_password(&pw)?,
     })?;
     Ok(())
+}
+
+/// `flowerd user delete NAME`.
+pub(crate) fn delete(store: &Store, name: &str) -> anyhow::Result<()> {
+    match store.user(name)? {
+        None => bail!("no user {name:?}"),
+        Some(u) if u.role == Role::Admin => refuse_last_admin(store, name, "delete")?,
+        Some(_) => {}
+    }
+    if !store.delete_user(name)? {
+        bail!("no user {name:?}");
+    }
+    Ok(())
+}
+
+/// Fails if `name` is the only admin: without one, nobody can manage users
+/// through the API.
+fn refuse_last_admin(store: &Store, name: &str, verb: &str) -> anyhow::Result<()> {
+    let admins = store
+        .users()?
+        .iter()
+        .filter(|u| u.role == Role::Admin && u.name != name)
+        .count();
+    if admins == 0 {
+        bail!(
+            "cannot {verb} {name:?}: it is the last admin; add another admin first \
+             (flowerd user add NAME --role admin --password-stdin)"
+        );
+    }
+    Ok(())
+}
+
+/// Reads a password: everything up to the end of input, without the line
+/// breaks at its end, [`PASSWORD_CHARS`] characters long.
+fn read_password(input: impl Read) -> anyhow::Result<String> {
+    // A character is at most 4 bytes in UTF-8.
+    const MAX_BYTES: usize = 4 * *PASSWORD_CHARS.end();
+    let too_long = || {
+        anyhow::anyhow!(
+            "password too long: at most {} characters",
+            PASSWORD_CHARS.end()
+        )
+    };
+    // The longest password, its line break ("\r\n"), and one byte more to
+    // tell input that is too long from input that fits.
+    let cap = MAX_BYTES + 3;
+    let mut bytes = Vec::new();
+    input
+        .take(cap as u64)
+        .read_to_end(&mut bytes)
+        .context("reading the password from stdin")?;
+    if bytes.len() == cap {
+        return Err(too_long());
+    }
+    let Ok(text) = String::from_utf8(bytes) else {
+        bail!("the password on stdin is not UTF-8");
+    };
+    let pw = text.trim_end_matches(['\n', '\r']);
+    let chars = pw.chars().count();
+    if chars < *PASSWORD_CHARS.start() {
+        bail!(
+            "password too short: at least {} characters",
+            PASSWORD_CHARS.start()
+        );
+    }
+    if chars > *PASSWORD_CHARS.end() {
+        return Err(too_long());
+    }
+    Ok(pw.to_string())
 }
 
 #[cfg(test)]
@@ -135,5 +215,25 @@ mod tests {
         assert_ne!(a, random_password());
         assert!(valid_name("ops.team-1"));
         assert!(!valid_name("a b") && !valid_name("") && !valid_name(&"x".repeat(65)));
+    }
+
+    #[test]
+    fn passwords_from_stdin() {
+        let read = |b: &[u8]| read_password(b).map_err(|e| e.to_string());
+        assert_eq!(read(b"correct horse\n").unwrap(), "correct horse");
+        assert_eq!(read(b"correct horse\r\n").unwrap(), "correct horse");
+        assert_eq!(read(b" spaces kept ").unwrap(), " spaces kept ");
+        assert!(read(b"short\n").unwrap_err().contains("too short"));
+        let longest = "\u{e9}".repeat(1024);
+        assert_eq!(read(format!("{longest}\r\n").as_bytes()).unwrap(), longest);
+        let ascii = "x".repeat(1025);
+        assert!(read(ascii.as_bytes()).unwrap_err().contains("too long"));
+        // Never truncated to fit.
+        let huge = "y".repeat(100_000);
+        assert!(read(huge.as_bytes()).unwrap_err().contains("too long"));
+        let four_byte = "\u{1f600}".repeat(1024);
+        assert_eq!(read(four_byte.as_bytes()).unwrap(), four_byte);
+        assert!(read(format!("{four_byte}x").as_bytes()).is_err());
+        assert!(read(b"\xff\xfe12345678").unwrap_err().contains("UTF-8"));
     }
 }

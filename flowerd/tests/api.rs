@@ -6,7 +6,7 @@
 //! directory, and ends by checking that the daemon still answers `/healthz`
 //! and exits 0 on SIGTERM.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -673,7 +673,7 @@ fn authentication_and_roles() {
     assert_eq!(r.status, 200);
     let vera = r.json()["token"].as_str().unwrap().to_string();
     assert_eq!(d.get("/api/v1/me", Auth::Bearer(&vera)).status, 200);
-    // `flowerd user add` from another process while the daemon runs: the
+    // `flowerd user add --replace` from another process while the daemon runs: the
     // password changes, and the sessions opened with the old one end.
     let mut cli = Command::new(BIN)
         .args([
@@ -683,6 +683,7 @@ fn authentication_and_roles() {
             "--role",
             "viewer",
             "--password-stdin",
+            "--replace",
             "--data",
         ])
         .arg(d._dir.path().join("data"))
@@ -810,6 +811,7 @@ fn malformed_requests_get_json_errors() {
     assert_param_error(&get("/api/v1/summary?from=%zz"), "from");
     assert_param_error(&get("/api/v1/summary?raw=perhaps"), "raw");
     assert_param_error(&get("/api/v1/series?step=90"), "step");
+    assert_param_error(&get("/api/v1/series?step=99999999999w"), "step");
     assert_param_error(&get("/api/v1/series?by=colour"), "by");
     assert_param_error(&get("/api/v1/series?metric=bits"), "metric");
     assert_param_error(&get("/api/v1/series?top=0"), "top");
@@ -843,7 +845,8 @@ fn malformed_requests_get_json_errors() {
     }
 
     // Bodies.
-    let post = |body: &[u8]| d.request("POST", "/api/v1/networks", auth, &[], Some(body));
+    let json = [("Content-Type", "application/json")];
+    let post = |body: &[u8]| d.request("POST", "/api/v1/networks", auth, &json, Some(body));
     assert_eq!(assert_error(&post(b"{"), 400)["error"], "invalid body");
     assert_error(&post(b""), 400);
     assert_error(&post(b"[1, 2]"), 400);
@@ -885,14 +888,22 @@ fn malformed_requests_get_json_errors() {
         &json!({"name": "bob smith", "role": "viewer", "password": "12345678"}),
     );
     assert_error(&r, 400);
+    // A body not declared as JSON is refused, whatever it holds.
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
     let r = d.request(
         "POST",
         "/api/v1/login",
         Auth::None,
-        &[],
+        &form,
         Some(b"user=admin"),
     );
-    assert_error(&r, 400);
+    assert_eq!(assert_error(&r, 415)["error"], "unsupported media type");
+    let net = br#"{"name": "x", "cidrs": ["10.0.0.0/8"]}"#;
+    for headers in [&[][..], &[("Content-Type", "text/plain")]] {
+        let r = d.request("POST", "/api/v1/networks", auth, headers, Some(net));
+        assert_error(&r, 415);
+    }
+    assert_error(&d.get("/api/v1/networks/x", auth), 404);
 
     // Oversized bodies: by Content-Length, and chunked.
     let big = format!(r#"{{"name": "x", "cidrs": ["{}"]}}"#, "1".repeat(3000));
@@ -906,7 +917,7 @@ fn malformed_requests_get_json_errors() {
     }
     chunked.extend_from_slice(b"0\r\n\r\n");
     assert_error(&parse_response(&d.raw(&chunked)), 413);
-    let small = b"POST /api/v1/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\n{\"us\"\r\n0\r\n\r\n";
+    let small = b"POST /api/v1/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\n{\"us\"\r\n0\r\n\r\n";
     assert_error(&parse_response(&d.raw(small)), 400);
     // A huge declared length is refused without being read or allocated.
     let r = d.request(
@@ -960,6 +971,82 @@ fn malformed_requests_get_json_errors() {
         .parse()
         .unwrap();
     assert!(errors >= 30, "{errors}");
+    d.finish();
+}
+
+#[test]
+fn cookie_sessions_refuse_other_sites() {
+    let d = start("");
+    let token = d.admin_token();
+    let user = |name: &str| {
+        json!({"name": name, "role": "admin", "password": "correct horse"}).to_string()
+    };
+    let post = |auth: Auth<'_>, headers: &[(&str, &str)], name: &str| {
+        let mut all = vec![("Content-Type", "application/json; charset=utf-8")];
+        all.extend_from_slice(headers);
+        d.request(
+            "POST",
+            "/api/v1/users",
+            auth,
+            &all,
+            Some(user(name).as_bytes()),
+        )
+    };
+    let cookie = Auth::Cookie(&token);
+    // A page on another port of the same host is "same-site": the browser
+    // sends the SameSite=Strict cookie, and says where the request is from.
+    for headers in [
+        &[("Origin", "http://localhost:3000")][..],
+        &[("Origin", "null")],
+        &[("Sec-Fetch-Site", "same-site")],
+        &[("Sec-Fetch-Site", "cross-site")],
+    ] {
+        let r = post(cookie, headers, "mallory");
+        assert_eq!(assert_error(&r, 403)["error"], "forbidden", "{headers:?}");
+        let r = d.request("DELETE", "/api/v1/users/admin", cookie, headers, None);
+        assert_error(&r, 403);
+        let r = d.request("POST", "/api/v1/logout", cookie, headers, None);
+        assert_error(&r, 403);
+    }
+    // A cross-site text/plain post (no preflight) is refused before anything.
+    let r = d.request(
+        "POST",
+        "/api/v1/users",
+        cookie,
+        &[("Content-Type", "text/plain")],
+        Some(user("mallory").as_bytes()),
+    );
+    assert_error(&r, 415);
+    assert_error(&d.get("/api/v1/users/mallory", Auth::Bearer(&token)), 404);
+    // Reading with the cookie from anywhere is fine (responses are not
+    // readable cross-origin), so is the server's own origin, and so are
+    // bearer tokens, which a browser never adds by itself.
+    let r = d.request(
+        "GET",
+        "/api/v1/me",
+        cookie,
+        &[
+            ("Origin", "http://localhost:3000"),
+            ("Sec-Fetch-Site", "same-site"),
+        ],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let own = [
+        ("Origin", "http://localhost"),
+        ("Sec-Fetch-Site", "same-origin"),
+    ];
+    assert_eq!(post(cookie, &own, "ann").status, 201);
+    assert_eq!(post(cookie, &[], "bea").status, 201);
+    let r = post(
+        Auth::Bearer(&token),
+        &[
+            ("Origin", "http://localhost:3000"),
+            ("Sec-Fetch-Site", "cross-site"),
+        ],
+        "cid",
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
     d.finish();
 }
 
@@ -1035,15 +1122,15 @@ fn slow_clients_do_not_block_others() {
     d.finish();
 }
 
-#[test]
-fn https_when_configured() {
+/// A daemon that serves HTTPS with the test certificate, and a client
+/// that trusts it.
+fn start_tls() -> Daemon {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tls");
-    let config = format!(
+    let mut d = start(&format!(
         "[http]\ntls_cert = {:?}\ntls_key = {:?}\n",
         dir.join("cert.pem"),
         dir.join("key.pem")
-    );
-    let mut d = start(&config);
+    ));
     let cert = std::fs::read(dir.join("cert.pem")).unwrap();
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_slice_iter(&cert) {
@@ -1056,6 +1143,12 @@ fn https_when_configured() {
         .with_root_certificates(roots)
         .with_no_client_auth();
     d.tls = Some(Arc::new(client));
+    d
+}
+
+#[test]
+fn https_when_configured() {
+    let d = start_tls();
     assert_eq!(d.get("/healthz", Auth::None).status, 200);
     let r = d.login("admin", &d.admin_password);
     assert_eq!(r.status, 200, "{}", r.text());
@@ -1073,5 +1166,41 @@ fn https_when_configured() {
     let mut out = Vec::new();
     let _ = tcp.read_to_end(&mut out);
     assert!(!out.starts_with(b"HTTP/1.1 200"));
+    d.finish();
+}
+
+#[test]
+fn slow_tls_handshakes_run_out_of_time() {
+    let d = start_tls();
+    // A TLS record header announcing 255 bytes of handshake, then one byte
+    // a second: each read of the socket gets data long before any timeout,
+    // but the handshake must still end with the header-section limit (10 s).
+    let started = Instant::now();
+    let mut tcp = TcpStream::connect(d.http).unwrap();
+    tcp.write_all(&[0x16, 0x03, 0x01, 0x00, 0xff]).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tcp.read(&mut buf) {
+            // Closed, or reset.
+            Ok(0) => break,
+            Err(e) if !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+            // An alert, or nothing yet.
+            Ok(_) | Err(_) => {}
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "handshake still open after {:?}",
+            started.elapsed()
+        );
+        if tcp.write_all(&[0x01]).is_err() {
+            break;
+        }
+    }
+    let took = started.elapsed();
+    assert!(
+        (Duration::from_secs(9)..Duration::from_secs(14)).contains(&took),
+        "closed after {took:?}"
+    );
     d.finish();
 }

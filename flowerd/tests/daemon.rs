@@ -396,3 +396,92 @@ fn users_are_managed_offline_and_passwords_never_stored_in_clear() {
     );
     let _ = IpAddr::from([127, 0, 0, 1]);
 }
+
+/// Runs `flowerd user ARGS --data DIR` with `stdin`: success, and stderr.
+fn user_cmd(dir: &Path, args: &[&str], stdin: &[u8]) -> (bool, String) {
+    let mut child = Command::new(BIN)
+        .arg("user")
+        .args(args)
+        .arg("--data")
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The command may refuse before reading its input: a broken pipe is fine.
+    let _ = std::io::Write::write_all(child.stdin.as_mut().unwrap(), stdin);
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn offline_user_commands_keep_an_admin_and_never_overwrite_by_surprise() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let add = |name: &str, role: &str, extra: &[&str], pw: &[u8]| {
+        let mut args = vec!["add", name, "--role", role, "--password-stdin"];
+        args.extend_from_slice(extra);
+        user_cmd(dir, &args, pw)
+    };
+    let role = |name: &str| {
+        let store = Store::open(dir, StoreConfig::default()).unwrap();
+        store.user(name).unwrap().map(|u| u.role)
+    };
+    assert!(add("root", "admin", &[], b"first password\n").0);
+
+    // An existing name needs --replace.
+    let (ok, err) = add("root", "admin", &[], b"second password\n");
+    assert!(
+        !ok && err.contains("exists") && err.contains("--replace"),
+        "{err}"
+    );
+    let before = Store::open(dir, StoreConfig::default())
+        .unwrap()
+        .user("root")
+        .unwrap()
+        .unwrap()
+        .password_hash;
+    let (ok, err) = add("root", "admin", &["--replace"], b"second password\n");
+    assert!(ok, "{err}");
+    let after = Store::open(dir, StoreConfig::default())
+        .unwrap()
+        .user("root")
+        .unwrap()
+        .unwrap()
+        .password_hash;
+    assert_ne!(before, after, "replaced");
+
+    // The last admin is neither demoted nor deleted.
+    let (ok, err) = add("root", "viewer", &["--replace"], b"second password\n");
+    assert!(!ok && err.contains("last admin"), "{err}");
+    let (ok, err) = user_cmd(dir, &["delete", "root"], b"");
+    assert!(!ok && err.contains("last admin"), "{err}");
+    assert_eq!(role("root"), Some(flowstore::Role::Admin));
+    let (ok, err) = user_cmd(dir, &["delete", "nobody"], b"");
+    assert!(!ok && err.contains("no user"), "{err}");
+
+    // With a second admin, either may go.
+    assert!(add("ops", "admin", &[], b"ops password\n").0);
+    let (ok, err) = add("root", "viewer", &["--replace"], b"second password\n");
+    assert!(ok, "{err}");
+    assert_eq!(role("root"), Some(flowstore::Role::Viewer));
+    let (ok, err) = user_cmd(dir, &["delete", "ops"], b"");
+    assert!(!ok && err.contains("last admin"), "{err}");
+    assert!(user_cmd(dir, &["delete", "root"], b"").0);
+    assert_eq!(role("root"), None);
+
+    // Passwords longer than the API takes are refused, not truncated.
+    let long = "x".repeat(1025);
+    let (ok, err) = add("eve", "viewer", &[], long.as_bytes());
+    assert!(!ok && err.contains("too long"), "{err}");
+    let huge = "x".repeat(10_000);
+    let (ok, err) = add("eve", "viewer", &[], huge.as_bytes());
+    assert!(!ok && err.contains("too long"), "{err}");
+    assert_eq!(role("eve"), None);
+    assert!(add("eve", "viewer", &[], "x".repeat(1024).as_bytes()).0);
+}

@@ -23,8 +23,6 @@ pub(crate) const MAX_NETWORKS: usize = 256;
 const MAX_CIDRS: usize = 1000;
 /// Longest network name, in characters.
 const MAX_NAME_CHARS: usize = 64;
-/// Password length bounds, in characters.
-const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=1024;
 
 /// The body of `POST /networks` and `PUT /networks/{name}`.
 #[derive(Deserialize)]
@@ -180,13 +178,13 @@ fn public(u: &User) -> serde_json::Value {
 }
 
 fn check_password(password: &str) -> Result<(), ApiError> {
-    if PASSWORD_CHARS.contains(&password.chars().count()) {
+    if users::PASSWORD_CHARS.contains(&password.chars().count()) {
         Ok(())
     } else {
         Err(ApiError::Body(format!(
             "password: {} to {} characters",
-            PASSWORD_CHARS.start(),
-            PASSWORD_CHARS.end()
+            users::PASSWORD_CHARS.start(),
+            users::PASSWORD_CHARS.end()
         )))
     }
 }

@@ -3,7 +3,11 @@
 //! routes.
 //!
 //! Sessions live in memory only (a restart logs everyone out), at most
-//! [`MAX_SESSIONS`] of them, the oldest evicted first. A session names a user;
+//! [`MAX_SESSIONS_PER_USER`] per user and [`MAX_SESSIONS`] in all, the
+//! oldest evicted first: the user's own when it has too many, so that one
+//! account logging in again and again cannot end everyone else's sessions
+//! (it would take `MAX_SESSIONS / MAX_SESSIONS_PER_USER` accounts to fill
+//! the table). A session names a user;
 //! the user's role is read from the store on every request, so deleting a
 //! user or changing a role (even offline with `flowerd user`) takes effect at
 //! once.
@@ -30,6 +34,9 @@ use crate::users;
 
 /// Most sessions kept at once.
 pub(crate) const MAX_SESSIONS: usize = 10_000;
+
+/// Most sessions one user has at once.
+pub(crate) const MAX_SESSIONS_PER_USER: usize = 32;
 
 /// Most client addresses the login rate limit tracks at once.
 pub(crate) const MAX_TRACKED_CLIENTS: usize = 10_000;
@@ -78,15 +85,26 @@ pub(crate) struct Sessions {
     map: Mutex<HashMap<String, Session>>,
     lifetime_ms: u64,
     max: usize,
+    max_per_user: usize,
+}
+
+/// The token of the oldest of `sessions`: all sessions last equally long,
+/// so the first to expire is the oldest.
+fn oldest<'a>(sessions: impl Iterator<Item = (&'a String, &'a Session)>) -> Option<String> {
+    sessions
+        .min_by_key(|(_, s)| s.expires_ms)
+        .map(|(t, _)| t.clone())
 }
 
 impl Sessions {
-    /// An empty table; sessions last `lifetime_secs`.
-    pub(crate) fn new(lifetime_secs: u64, max: usize) -> Sessions {
+    /// An empty table of at most `max` sessions, `max_per_user` per user;
+    /// sessions last `lifetime_secs`.
+    pub(crate) fn new(lifetime_secs: u64, max: usize, max_per_user: usize) -> Sessions {
         Sessions {
             map: Mutex::new(HashMap::new()),
             lifetime_ms: lifetime_secs.saturating_mul(1000),
             max: max.max(1),
+            max_per_user: max_per_user.max(1),
         }
     }
 
@@ -104,17 +122,21 @@ impl Sessions {
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let expires_ms = now_ms.saturating_add(self.lifetime_ms);
         let mut map = self.lock();
-        if map.len() >= self.max {
+        let users_own = |map: &HashMap<String, Session>| {
+            map.values()
+                .filter(|s| s.user == user && s.expires_ms > now_ms)
+                .count()
+        };
+        if map.len() >= self.max || users_own(&map) >= self.max_per_user {
             map.retain(|_, s| s.expires_ms > now_ms);
         }
-        if map.len() >= self.max {
-            // All sessions last equally long: the first to expire is the oldest.
-            if let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, s)| s.expires_ms)
-                .map(|(t, _)| t.clone())
-            {
-                map.remove(&oldest);
+        if users_own(&map) >= self.max_per_user {
+            if let Some(t) = oldest(map.iter().filter(|(_, s)| s.user == user)) {
+                map.remove(&t);
+            }
+        } else if map.len() >= self.max {
+            if let Some(t) = oldest(map.iter()) {
+                map.remove(&t);
             }
         }
         map.insert(
@@ -328,6 +350,42 @@ fn cookie_token(req: &Request) -> Option<&str> {
         })
 }
 
+/// Refuses a state-changing request that a browser sent with the session
+/// cookie on behalf of another site.
+///
+/// `SameSite=Strict` is not enough: a site is a scheme and a registrable
+/// domain, ports do not count, so a page served by anything else on
+/// `localhost` is "same-site" and gets the cookie sent along. The browser
+/// says where a request comes from in `Sec-Fetch-Site` (Fetch Metadata) and
+/// `Origin` (RFC 6454 §7, sent with every cross-origin and every non-GET
+/// request by current browsers); clients other than browsers send neither.
+/// Only the origin this server answers on may use the cookie to change
+/// things; bearer tokens and Basic are never sent by a browser on its own.
+///
+/// # Errors
+/// [`ApiError::CrossSite`].
+fn check_same_site(req: &Request) -> Result<(), ApiError> {
+    if matches!(req.head.method.as_str(), "GET" | "HEAD") {
+        return Ok(());
+    }
+    if let Some(site) = req.head.header("sec-fetch-site") {
+        if site.eq_ignore_ascii_case("cross-site") || site.eq_ignore_ascii_case("same-site") {
+            return Err(ApiError::CrossSite);
+        }
+    }
+    if let Some(origin) = req.head.header("origin") {
+        // `scheme "://" host [ ":" port ]`, or `null` from a sandboxed or
+        // opaque origin. The scheme is not compared: behind a TLS proxy the
+        // server cannot know it.
+        let authority = origin.split_once("://").map(|(_, a)| a);
+        match (authority, req.head.header("host")) {
+            (Some(a), Some(host)) if a.eq_ignore_ascii_case(host) => {}
+            _ => return Err(ApiError::CrossSite),
+        }
+    }
+    Ok(())
+}
+
 /// Identifies the client: `Authorization: Bearer`, `Authorization: Basic`,
 /// or the session cookie, in that order.
 ///
@@ -364,7 +422,10 @@ pub(crate) fn authenticate(
             }
         }
         None => match cookie_token(req) {
-            Some(t) => (state.sessions.lookup(t, now_ms), Some(t)),
+            Some(t) => {
+                check_same_site(req)?;
+                (state.sessions.lookup(t, now_ms), Some(t))
+            }
             None => return Err(ApiError::Unauthorized),
         },
     };
@@ -452,7 +513,7 @@ mod tests {
 
     #[test]
     fn sessions_expire_and_are_bounded() {
-        let s = Sessions::new(10, 3);
+        let s = Sessions::new(10, 3, 3);
         let (a, exp) = s.create("alice", "h1", 1_000);
         assert_eq!(exp, 11_000);
         assert_eq!(a.len(), 64);
@@ -474,6 +535,31 @@ mod tests {
         assert!(s.remove(&c));
         assert!(!s.remove(&c));
         assert_ne!(b, c);
+    }
+
+    #[test]
+    fn one_user_cannot_evict_the_others() {
+        let s = Sessions::new(3600, 10, 3);
+        let (admin, _) = s.create("admin", "h", 1_000);
+        let (carol, _) = s.create("carol", "h", 1_001);
+        let viewer: Vec<String> = (0..1000)
+            .map(|i| s.create("vera", "h", 2_000 + i).0)
+            .collect();
+        assert!(s.lookup(&admin, 5_000).is_some(), "others keep theirs");
+        assert!(s.lookup(&carol, 5_000).is_some());
+        assert_eq!(s.len(), 5);
+        // The user's own oldest went first; its newest are live.
+        assert!(viewer[..997].iter().all(|t| s.lookup(t, 5_000).is_none()));
+        assert!(viewer[997..].iter().all(|t| s.lookup(t, 5_000).is_some()));
+        // The global cap still holds, evicting the oldest of all.
+        for u in 0..5 {
+            s.create(&format!("u{u}"), "h", 3_000 + u);
+        }
+        assert_eq!(s.len(), 10);
+        let (_, _) = s.create("last", "h", 4_000);
+        assert_eq!(s.len(), 10);
+        assert!(s.lookup(&admin, 5_000).is_none(), "oldest overall evicted");
+        assert!(s.lookup(&carol, 5_000).is_some());
     }
 
     #[test]
@@ -501,6 +587,50 @@ mod tests {
         let off = LoginLimiter::new(0, 2);
         off.failed(a, t0);
         assert_eq!(off.check(a, t0), Ok(()));
+    }
+
+    #[test]
+    fn cookie_requests_from_other_sites_are_refused() {
+        let req = |method: &str, headers: &[(&str, &str)]| {
+            let mut all = vec![("host", "localhost:8080")];
+            all.extend_from_slice(headers);
+            check_same_site(&Request::for_test(method, "/api/v1/users", &all, b"{}"))
+        };
+        for ok in [
+            &[][..],
+            &[("origin", "http://localhost:8080")],
+            &[("origin", "https://LOCALHOST:8080")],
+            &[("sec-fetch-site", "same-origin")],
+            &[("sec-fetch-site", "none")],
+            &[
+                ("origin", "http://localhost:8080"),
+                ("sec-fetch-site", "same-origin"),
+            ],
+        ] {
+            assert!(req("POST", ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            &[("origin", "http://localhost:3000")][..],
+            &[("origin", "http://localhost")],
+            &[("origin", "http://evil.example:8080")],
+            &[("origin", "null")],
+            &[("sec-fetch-site", "cross-site")],
+            &[("sec-fetch-site", "same-site")],
+            &[
+                ("origin", "http://localhost:8080"),
+                ("sec-fetch-site", "same-site"),
+            ],
+        ] {
+            for method in ["POST", "PUT", "DELETE"] {
+                assert!(
+                    matches!(req(method, bad), Err(ApiError::CrossSite)),
+                    "{method} {bad:?}"
+                );
+            }
+            assert!(req("GET", bad).is_ok(), "reading is not refused");
+        }
+        let no_host = Request::for_test("POST", "/", &[("origin", "http://localhost")], b"");
+        assert!(check_same_site(&no_host).is_err());
     }
 
     #[test]

@@ -39,10 +39,51 @@ pub(crate) const WRITE: Duration = Duration::from_secs(60);
 /// Requests served on one connection before it is closed.
 const MAX_REQUESTS: u32 = 1000;
 
+/// The socket under a transport. Every raw read and write first checks the
+/// deadline of the current phase and sets the socket timeout to the time
+/// left: rustls loops over raw reads until a whole record (or handshake
+/// flight) has arrived, so a timeout set once above it would let a client
+/// that trickles one byte at a time keep a handshake open forever.
+struct DeadlineSock {
+    stream: TcpStream,
+    deadline: Instant,
+}
+
+impl Read for DeadlineSock {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let t = left(self.deadline)?;
+        self.stream.set_read_timeout(Some(t))?;
+        self.stream.read(buf)
+    }
+}
+
+impl Write for DeadlineSock {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let t = left(self.deadline)?;
+        self.stream.set_write_timeout(Some(t))?;
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        left(self.deadline)?;
+        self.stream.flush()
+    }
+}
+
 /// The byte stream: TCP, or TLS over TCP.
 enum Transport {
-    Plain(TcpStream),
-    Tls(Box<StreamOwned<ServerConnection, TcpStream>>),
+    Plain(DeadlineSock),
+    Tls(Box<StreamOwned<ServerConnection, DeadlineSock>>),
+}
+
+impl Transport {
+    /// The socket, whatever runs over it.
+    fn sock(&mut self) -> &mut DeadlineSock {
+        match self {
+            Transport::Plain(s) => s,
+            Transport::Tls(s) => &mut s.sock,
+        }
+    }
 }
 
 impl Read for Transport {
@@ -70,11 +111,12 @@ impl Write for Transport {
     }
 }
 
-/// A transport whose reads and writes fail with `TimedOut` past a deadline.
+/// A transport whose reads and writes fail with `TimedOut` past a deadline:
+/// a read runs under `read_deadline`, a write under `write_deadline`,
+/// including the socket writes and reads TLS does inside them (handshake,
+/// alerts, key updates).
 struct Timed {
     inner: Transport,
-    /// The same socket, to set its timeouts.
-    socket: TcpStream,
     read_deadline: Instant,
     write_deadline: Instant,
 }
@@ -91,26 +133,22 @@ fn left(deadline: Instant) -> io::Result<Duration> {
 
 impl Read for Timed {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let t = left(self.read_deadline)?;
-        self.socket.set_read_timeout(Some(t))?;
-        // TLS may write during a read (handshake, alerts).
-        self.socket.set_write_timeout(Some(t))?;
+        left(self.read_deadline)?;
+        self.inner.sock().deadline = self.read_deadline;
         self.inner.read(buf)
     }
 }
 
 impl Write for Timed {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let t = left(self.write_deadline)?;
-        self.socket.set_write_timeout(Some(t))?;
-        if matches!(self.inner, Transport::Tls(_)) {
-            self.socket.set_read_timeout(Some(t))?;
-        }
+        left(self.write_deadline)?;
+        self.inner.sock().deadline = self.write_deadline;
         self.inner.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
         left(self.write_deadline)?;
+        self.inner.sock().deadline = self.write_deadline;
         self.inner.flush()
     }
 }
@@ -119,30 +157,26 @@ impl Write for Timed {
 /// server stops.
 pub(crate) fn serve(shared: &Shared, tcp: TcpStream, peer: SocketAddr) {
     let _ = tcp.set_nodelay(true);
-    let socket = match tcp.try_clone() {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(client = %peer, error = %e, "cannot use an HTTP connection");
-            return;
-        }
+    let now = Instant::now();
+    let sock = DeadlineSock {
+        stream: tcp,
+        deadline: now + HEAD,
     };
     let secure = shared.tls.is_some();
     let inner = match &shared.tls {
-        None => Transport::Plain(tcp),
+        None => Transport::Plain(sock),
         Some(config) => match ServerConnection::new(config.clone()) {
-            Ok(c) => Transport::Tls(Box::new(StreamOwned::new(c, tcp))),
+            Ok(c) => Transport::Tls(Box::new(StreamOwned::new(c, sock))),
             Err(e) => {
                 tracing::warn!(client = %peer, error = %e, "cannot start TLS");
                 return;
             }
         },
     };
-    let now = Instant::now();
     let mut io = BufReader::with_capacity(
         8192,
         Timed {
             inner,
-            socket,
             read_deadline: now + HEAD,
             write_deadline: now + WRITE,
         },
@@ -288,23 +322,29 @@ fn send(
 
 /// Ends a connection politely: TLS close_notify, then a lingering close
 /// that reads (and drops) what the client is still sending for a moment, so
-/// that a refused upload sees the response rather than a reset.
-fn finish(mut t: Timed) {
-    if let Transport::Tls(s) = &mut t.inner {
-        s.conn.send_close_notify();
-        t.write_deadline = Instant::now() + Duration::from_secs(1);
-        let _ = t.flush();
-    }
-    let _ = t.socket.shutdown(Shutdown::Write);
+/// that a refused upload sees the response rather than a reset. All of it
+/// within one second.
+fn finish(t: Timed) {
     let until = Instant::now() + Duration::from_secs(1);
+    let mut inner = t.inner;
+    inner.sock().deadline = until;
+    if let Transport::Tls(s) = &mut inner {
+        s.conn.send_close_notify();
+        // Only what is queued is written: `flush` would first finish an
+        // unfinished handshake, reading from the client.
+        while s.conn.wants_write() {
+            match s.conn.write_tls(&mut s.sock) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+    let sock = inner.sock();
+    let _ = sock.stream.shutdown(Shutdown::Write);
     let mut sink = [0u8; 4096];
     let mut drained = 0usize;
     while drained < 1 << 20 {
-        let Ok(timeout) = left(until) else { break };
-        if t.socket.set_read_timeout(Some(timeout)).is_err() {
-            break;
-        }
-        match t.socket.read(&mut sink) {
+        match sock.read(&mut sink) {
             Ok(0) | Err(_) => break,
             Ok(n) => drained += n,
         }

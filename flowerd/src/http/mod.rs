@@ -82,7 +82,11 @@ impl AppState {
     /// State for a server with this configuration.
     pub(crate) fn new(store: Store, metrics: Arc<Metrics>, config: config::Http) -> Arc<AppState> {
         Arc::new(AppState {
-            sessions: auth::Sessions::new(config.session_secs, auth::MAX_SESSIONS),
+            sessions: auth::Sessions::new(
+                config.session_secs,
+                auth::MAX_SESSIONS,
+                auth::MAX_SESSIONS_PER_USER,
+            ),
             limiter: auth::LoginLimiter::new(
                 config.login_attempts_per_minute,
                 auth::MAX_TRACKED_CLIENTS,

@@ -232,18 +232,23 @@ impl Query {
         }
     }
 
-    /// `step` in seconds (`300`, `5m`, `1h`; a positive multiple of 60), or
-    /// by default about 300 points over `range`, rounded up to a minute.
+    /// `step` in seconds (`300`, `5m`, `1h`; a positive multiple of 60, at
+    /// most [`MAX_STEP_SECS`]), or by default about 300 points over `range`,
+    /// rounded up to a minute.
     ///
     /// # Errors
-    /// Not a duration, or not a multiple of 60 s.
+    /// Not a duration, not a multiple of 60 s, or longer than
+    /// [`MAX_STEP_SECS`].
     pub(crate) fn step_secs(&self, range: TimeRange) -> Result<u64, ApiError> {
         match self.get("step") {
             Some(v) => match duration_secs(v) {
-                Some(s) if s > 0 && s % 60 == 0 => Ok(s),
+                Some(s) if s > 0 && s % 60 == 0 && s <= MAX_STEP_SECS => Ok(s),
                 _ => Err(ApiError::param(
                     "step",
-                    format!("{v:?}: expected a positive multiple of 60 seconds, e.g. 60, 5m, 1h"),
+                    format!(
+                        "{v:?}: expected a positive multiple of 60 seconds up to 366d, \
+                         e.g. 60, 5m, 1h"
+                    ),
                 )),
             },
             None => {
@@ -251,11 +256,15 @@ impl Query {
                 // in the future does not make every step enormous.
                 let to = range.to_ms.min(self.now_ms.max(range.from_ms));
                 let span_secs = (to - range.from_ms).div_ceil(1000);
-                Ok(span_secs.div_ceil(300).div_ceil(60).max(1) * 60)
+                Ok((span_secs.div_ceil(300).div_ceil(60).max(1) * 60).min(MAX_STEP_SECS))
             }
         }
     }
 }
+
+/// The longest `step`: the store computes in milliseconds, and no chart
+/// needs a point per more than a year.
+pub(crate) const MAX_STEP_SECS: u64 = 366 * 86_400;
 
 /// Parameter names, to name the right one in a decoding error.
 const KNOWN: [&str; 14] = [
@@ -393,7 +402,16 @@ mod tests {
         assert_eq!(q("").step_secs(week).unwrap(), 2040);
         assert_eq!(q("step=5m").step_secs(hour).unwrap(), 300);
         assert_eq!(q("step=3600").step_secs(hour).unwrap(), 3600);
-        for bad in ["step=0", "step=90", "step=1x", "step=", "step=-60"] {
+        assert_eq!(q("step=366d").step_secs(hour).unwrap(), MAX_STEP_SECS);
+        for bad in [
+            "step=0",
+            "step=90",
+            "step=1x",
+            "step=",
+            "step=-60",
+            "step=367d",
+            "step=99999999999w",
+        ] {
             assert_eq!(param_of(q(bad).step_secs(hour).unwrap_err()), "step");
         }
         let all = TimeRange::all();

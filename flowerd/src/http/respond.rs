@@ -95,6 +95,9 @@ pub(crate) enum ApiError {
     Forbidden,
     /// A password change with a wrong `current_password`.
     WrongPassword,
+    /// 403: a state-changing request authenticated by the session cookie
+    /// came from another site (`Origin`, `Sec-Fetch-Site`).
+    CrossSite,
     /// 404: no such route or object.
     NotFound,
     /// 405: the route exists but not with this method.
@@ -104,6 +107,8 @@ pub(crate) enum ApiError {
     },
     /// 409: the request conflicts with the current state.
     Conflict(&'static str),
+    /// 415: a body that is not declared as `application/json`.
+    MediaType,
     /// 429: too many failed logins from this client.
     TooManyLogins {
         /// Seconds until a retry can succeed.
@@ -159,11 +164,25 @@ impl ApiError {
                 403,
                 json!({"error": "forbidden", "detail": "current_password is wrong"}),
             ),
+            ApiError::CrossSite => (
+                403,
+                json!({
+                    "error": "forbidden",
+                    "detail": "cross-site request with the session cookie: use a bearer token",
+                }),
+            ),
             ApiError::NotFound => (404, json!({"error": "not found"})),
             ApiError::Method { allow } => {
                 return error(405, "method not allowed").with_header("Allow", allow)
             }
             ApiError::Conflict(detail) => (409, json!({"error": "conflict", "detail": detail})),
+            ApiError::MediaType => (
+                415,
+                json!({
+                    "error": "unsupported media type",
+                    "detail": "expected Content-Type: application/json",
+                }),
+            ),
             ApiError::TooManyLogins { retry_after } => {
                 return Response::json(
                     429,

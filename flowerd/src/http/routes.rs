@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::auth::{self, Principal};
 use super::params::{percent_decode, Query};
-use super::respond::{ApiError, Response};
+use super::respond::{ApiError, Response, JSON};
 use super::wire::Request;
 use super::{admin, queries, AppState};
 
@@ -48,14 +48,33 @@ fn allow(method: &str, allow: &'static str) -> Result<(), ApiError> {
     }
 }
 
+/// Whether the request says its body is JSON: `Content-Type:
+/// application/json`, parameters (`; charset=utf-8`) allowed.
+fn is_json(req: &Request) -> bool {
+    req.head.header("content-type").is_some_and(|v| {
+        let media_type = v.split(';').next().unwrap_or_default().trim();
+        media_type.eq_ignore_ascii_case(JSON)
+    })
+}
+
 /// The request body as JSON of type `T`.
+///
+/// The body must be declared as JSON: a browser sends `text/plain`, form or
+/// multipart bodies to another origin without asking it first, but asks
+/// (CORS preflight, which this server never grants) before sending
+/// `application/json`. So another site cannot make a visitor's browser post
+/// JSON here with the visitor's cookie.
 ///
 /// # Errors
 /// [`ApiError::Body`] for an empty body, invalid JSON, or the wrong shape
-/// (unknown fields included, where `T` denies them).
+/// (unknown fields included, where `T` denies them);
+/// [`ApiError::MediaType`] for a body not declared as JSON.
 pub(crate) fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     if req.body.is_empty() {
         return Err(ApiError::Body("empty body: expected a JSON object".into()));
+    }
+    if !is_json(req) {
+        return Err(ApiError::MediaType);
     }
     serde_json::from_slice(&req.body).map_err(|e| ApiError::Body(e.to_string()))
 }
@@ -158,5 +177,39 @@ mod tests {
             Err(ApiError::Method { allow: GET })
         ));
         assert!(allow("get", GET).is_err(), "methods are case-sensitive");
+    }
+
+    fn post(headers: &[(&str, &str)], body: &[u8]) -> Request {
+        Request::for_test("POST", "/api/v1/networks", headers, body)
+    }
+
+    #[test]
+    fn json_bodies_must_say_so() {
+        for ct in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=UTF-8",
+        ] {
+            let req = post(&[("content-type", ct)], b"{}");
+            assert!(json_body::<serde_json::Value>(&req).is_ok(), "{ct}");
+        }
+        for headers in [
+            &[][..],
+            &[("content-type", "text/plain")],
+            &[("content-type", "text/plain; x=application/json")],
+            &[("content-type", "application/x-www-form-urlencoded")],
+            &[("content-type", "multipart/form-data; boundary=x")],
+            &[("content-type", "application/jsonx")],
+        ] {
+            let req = post(headers, b"{}");
+            assert!(
+                matches!(
+                    json_body::<serde_json::Value>(&req),
+                    Err(ApiError::MediaType)
+                ),
+                "{headers:?}"
+            );
+        }
     }
 }

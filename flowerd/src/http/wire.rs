@@ -74,6 +74,36 @@ pub(crate) struct Request {
     pub(crate) secure: bool,
 }
 
+#[cfg(test)]
+impl Request {
+    /// A request from loopback over plain HTTP, for handler tests
+    /// (`headers` with lower-case names).
+    pub(crate) fn for_test(
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Request {
+        Request {
+            head: Head {
+                method: method.into(),
+                target: target.into(),
+                version: Version::Http11,
+                headers: headers
+                    .iter()
+                    .map(|(n, v)| ((*n).to_string(), (*v).to_string()))
+                    .collect(),
+                body: BodyFraming::Length(body.len() as u64),
+                expect_continue: false,
+                close: true,
+            },
+            body: body.to_vec(),
+            peer: std::net::Ipv4Addr::LOCALHOST.into(),
+            secure: false,
+        }
+    }
+}
+
 /// How a request body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BodyFraming {
@@ -393,7 +423,9 @@ pub(crate) fn read_body<R: BufRead>(
             if n > limits.max_body {
                 return Err(ReadError::Reject(413, "request body too large"));
             }
-            let mut body = Vec::with_capacity(n);
+            // Grown as bytes arrive: a client's Content-Length alone does
+            // not reserve memory.
+            let mut body = Vec::with_capacity(n.min(64 * 1024));
             r.by_ref().take(n as u64).read_to_end(&mut body)?;
             if body.len() < n {
                 return Err(ReadError::Closed);
@@ -442,7 +474,7 @@ fn read_chunked<R: BufRead>(r: &mut R, max: usize) -> Result<Vec<u8>, ReadError>
         if size == 0 {
             break;
         }
-        let room = (max + 1).saturating_sub(body.len()) as u64;
+        let room = max.saturating_add(1).saturating_sub(body.len()) as u64;
         let got = r.by_ref().take(size.min(room)).read_to_end(&mut body)?;
         if body.len() > max {
             return Err(ReadError::Reject(413, "request body too large"));
@@ -655,6 +687,21 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn any_body_limit_is_safe() {
+        // Configuration validates the limit; this code must not depend on it.
+        let unbounded = Limits {
+            max_body: usize::MAX,
+            ..LIMITS
+        };
+        let read = |framing, input: &str| read_body(&mut input.as_bytes(), framing, &unbounded);
+        let chunked = read(BodyFraming::Chunked, "3\r\nabc\r\n0\r\n\r\n");
+        assert_eq!(chunked.unwrap(), b"abc", "no overflow in max + 1");
+        // A declared length reserves no more than a little memory up front.
+        let short = read(BodyFraming::Length(1 << 50), "abc");
+        assert!(matches!(short, Err(ReadError::Closed)));
     }
 
     #[test]

@@ -342,7 +342,7 @@ impl Metrics {
             get(&p.last_commit_micros) as f64 / 1e6
         );
         let s = store.stats();
-        let store_counters: [(&str, &str, &AtomicU64); 10] = [
+        let store_counters: [(&str, &str, &AtomicU64); 12] = [
             ("store_batches_total", "Batches committed.", &s.batches),
             (
                 "store_commit_seconds_total",
