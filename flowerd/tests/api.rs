@@ -1118,7 +1118,25 @@ fn slow_clients_do_not_block_others() {
     s.read_to_end(&mut all).unwrap();
     let text = String::from_utf8_lossy(&all);
     assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 3, "{text}");
+    // One client cannot hold every connection: past 64 at once it is
+    // refused (503), and served again once it lets go.
+    let mut idle: Vec<TcpStream> = (0..80)
+        .map(|_| TcpStream::connect(d.http).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut refused = 0;
+    for s in &mut idle {
+        s.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 12];
+        if matches!(s.read(&mut buf), Ok(12) if &buf == b"HTTP/1.1 503") {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 30, "{refused} of 80 refused");
+    drop(idle);
     drop(slow);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(d.get("/healthz", Auth::None).status, 200);
     d.finish();
 }
 

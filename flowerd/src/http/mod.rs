@@ -120,15 +120,16 @@ pub(crate) struct Shared {
     pub(crate) limits: wire::Limits,
     /// Connections being served.
     pub(crate) active: AtomicUsize,
-    /// Their sockets, to shut them down when the server stops.
-    pub(crate) live: Mutex<HashMap<u64, TcpStream>>,
+    /// Their sockets (to shut them down when the server stops) and
+    /// clients ([`accept::client_key`]).
+    pub(crate) live: Mutex<HashMap<u64, (TcpStream, u128)>>,
     /// Next connection number.
     pub(crate) next_id: AtomicU64,
 }
 
 impl Shared {
     /// The live connections.
-    pub(crate) fn lock_live(&self) -> MutexGuard<'_, HashMap<u64, TcpStream>> {
+    pub(crate) fn lock_live(&self) -> MutexGuard<'_, HashMap<u64, (TcpStream, u128)>> {
         self.live.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -171,7 +172,7 @@ impl Server {
         } else {
             tracing::warn!("HTTP accept thread did not stop; leaving it");
         }
-        for s in self.shared.lock_live().values() {
+        for (s, _) in self.shared.lock_live().values() {
             let _ = s.shutdown(std::net::Shutdown::Both);
         }
         for w in self.workers {
