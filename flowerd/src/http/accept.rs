@@ -3,11 +3,12 @@
 //! [`MAX_PER_CLIENT`] from one client.
 
 use std::io::Write;
-use std::net::{IpAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::auth::client_key;
 use super::{conn, Shared};
 
 /// Most connections served at once; more are refused (503 over plain HTTP,
@@ -17,19 +18,6 @@ pub(crate) const MAX_CONNECTIONS: usize = 512;
 /// Most connections from one client (an IPv4 address or an IPv6 /64) at
 /// once: one client cannot take every slot. A browser opens about six.
 pub(crate) const MAX_PER_CLIENT: usize = 64;
-
-/// Who a connection counts against: its IPv4 address (IPv4-mapped IPv6
-/// included), or the /64 of its IPv6 address (one host can hold a whole
-/// /64).
-pub(crate) fn client_key(ip: IpAddr) -> u128 {
-    match ip {
-        IpAddr::V4(a) => u128::from(u32::from(a)),
-        IpAddr::V6(a) => match a.to_ipv4_mapped() {
-            Some(v4) => u128::from(u32::from(v4)),
-            None => u128::from(a) >> 64 << 64,
-        },
-    }
-}
 
 /// Stack size of connection threads (they parse, queue and write; the
 /// deep work happens on the workers).
@@ -119,19 +107,5 @@ fn refuse(shared: &Shared, mut tcp: TcpStream) {
              Retry-After: 1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn clients_are_addresses_or_ipv6_slash_64s() {
-        let k = |s: &str| client_key(s.parse().unwrap());
-        assert_ne!(k("192.0.2.1"), k("192.0.2.2"));
-        assert_eq!(k("192.0.2.1"), k("::ffff:192.0.2.1"));
-        assert_eq!(k("2001:db8:1:2::1"), k("2001:db8:1:2:ffff::9"));
-        assert_ne!(k("2001:db8:1:2::1"), k("2001:db8:1:3::1"));
     }
 }

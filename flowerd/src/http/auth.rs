@@ -189,9 +189,9 @@ impl Sessions {
     }
 }
 
-/// The rate limit's key: an IPv4 address, or an IPv6 address's /64 (one
-/// subscriber usually holds a whole /64).
-fn client_key(ip: IpAddr) -> IpAddr {
+/// Who a client is, for the login rate limit and the connection cap: an IPv4
+/// address, or an IPv6 address's /64 (one subscriber usually holds a whole /64).
+pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
@@ -218,36 +218,29 @@ impl LoginLimiter {
         }
     }
 
+    /// Reserves a password check for `ip`: counted as a failure from now
+    /// on (so parallel attempts cannot all pass the check before any is
+    /// recorded), taken back by [`LoginLimiter::succeeded`].
     /// `Err(seconds to wait)` if `ip` has used up its failures.
     pub(crate) fn check(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
         if self.per_minute == 0 {
             return Ok(());
         }
-        let mut table = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(times) = table.get_mut(&client_key(ip)) else {
-            return Ok(());
-        };
-        while times
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= WINDOW)
-        {
-            times.pop_front();
-        }
-        if times.len() < self.per_minute {
-            return Ok(());
-        }
-        let oldest = times.front().copied().unwrap_or(now);
-        let wait = WINDOW.saturating_sub(now.duration_since(oldest));
-        Err(wait.as_secs() + 1)
-    }
-
-    /// Records a failure.
-    pub(crate) fn failed(&self, ip: IpAddr, now: Instant) {
-        if self.per_minute == 0 {
-            return;
-        }
         let key = client_key(ip);
         let mut table = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(times) = table.get_mut(&key) {
+            while times
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= WINDOW)
+            {
+                times.pop_front();
+            }
+            if times.len() >= self.per_minute {
+                let oldest = times.front().copied().unwrap_or(now);
+                let wait = WINDOW.saturating_sub(now.duration_since(oldest));
+                return Err(wait.as_secs() + 1);
+            }
+        }
         if !table.contains_key(&key) && table.len() >= self.max_clients {
             table.retain(|_, t| t.back().is_some_and(|l| now.duration_since(*l) < WINDOW));
             if table.len() >= self.max_clients {
@@ -260,11 +253,21 @@ impl LoginLimiter {
                 }
             }
         }
-        let times = table.entry(key).or_default();
-        times.push_back(now);
-        // Only the last `per_minute` matter.
-        while times.len() > self.per_minute {
-            times.pop_front();
+        table.entry(key).or_default().push_back(now);
+        Ok(())
+    }
+
+    /// Takes back the check reserved at `at`: the password was right.
+    pub(crate) fn succeeded(&self, ip: IpAddr, at: Instant) {
+        let mut table = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = client_key(ip);
+        if let Some(times) = table.get_mut(&key) {
+            if let Some(i) = times.iter().rposition(|t| *t == at) {
+                times.remove(i);
+            }
+            if times.is_empty() {
+                table.remove(&key);
+            }
         }
     }
 }
@@ -312,7 +315,8 @@ pub(crate) fn check_password(
     password: &str,
 ) -> Result<User, ApiError> {
     let metrics = &state.metrics;
-    if let Err(retry_after) = state.limiter.check(client, Instant::now()) {
+    let attempt = Instant::now();
+    if let Err(retry_after) = state.limiter.check(client, attempt) {
         metrics.logins_limited.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(%client, user = name, "login refused: too many failures");
         return Err(ApiError::TooManyLogins { retry_after });
@@ -327,9 +331,11 @@ pub(crate) fn check_password(
         None => users::verify_password(password, dummy_hash()),
     };
     match user {
-        Some(u) if ok => Ok(u),
+        Some(u) if ok => {
+            state.limiter.succeeded(client, attempt);
+            Ok(u)
+        }
         _ => {
-            state.limiter.failed(client, Instant::now());
             metrics.logins_failed.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%client, user = name, "failed login");
             Err(ApiError::BadCredentials)
@@ -566,27 +572,29 @@ mod tests {
     fn limiter_slides_and_groups_ipv6() {
         let l = LoginLimiter::new(2, 2);
         let t0 = Instant::now();
+        let secs = |n| t0 + Duration::from_secs(n);
         let a: IpAddr = "192.0.2.1".parse().unwrap();
+        // Every check counts until it succeeds: parallel attempts cannot
+        // all pass before the first failure is recorded.
         assert_eq!(l.check(a, t0), Ok(()));
-        l.failed(a, t0);
-        l.failed(a, t0 + Duration::from_secs(10));
-        assert_eq!(l.check(a, t0 + Duration::from_secs(20)), Err(41));
-        assert_eq!(
-            l.check(a, t0 + Duration::from_secs(60)),
-            Ok(()),
-            "first failure aged out"
-        );
+        assert_eq!(l.check(a, secs(10)), Ok(()));
+        assert_eq!(l.check(a, secs(20)), Err(41));
+        l.succeeded(a, secs(10));
+        assert_eq!(l.check(a, secs(20)), Ok(()), "a success is taken back");
+        assert_eq!(l.check(a, secs(30)), Err(31));
+        assert_eq!(l.check(a, secs(60)), Ok(()), "first failure aged out");
         let v6a: IpAddr = "2001:db8::1".parse().unwrap();
         let v6b: IpAddr = "2001:db8::ffff:2".parse().unwrap();
-        l.failed(v6a, t0);
-        l.failed(v6b, t0);
+        assert_eq!(l.check(v6a, t0), Ok(()));
+        assert_eq!(l.check(v6b, t0), Ok(()));
         assert!(l.check(v6b, t0).is_err(), "same /64");
         // A third client evicts the quietest.
-        l.failed("192.0.2.9".parse().unwrap(), t0 + Duration::from_secs(30));
+        assert_eq!(l.check("192.0.2.9".parse().unwrap(), secs(30)), Ok(()));
         assert_eq!(l.failures.lock().unwrap().len(), 2);
         let off = LoginLimiter::new(0, 2);
-        off.failed(a, t0);
-        assert_eq!(off.check(a, t0), Ok(()));
+        for _ in 0..10 {
+            assert_eq!(off.check(a, t0), Ok(()));
+        }
     }
 
     #[test]

@@ -121,15 +121,15 @@ pub(crate) struct Shared {
     /// Connections being served.
     pub(crate) active: AtomicUsize,
     /// Their sockets (to shut them down when the server stops) and
-    /// clients ([`accept::client_key`]).
-    pub(crate) live: Mutex<HashMap<u64, (TcpStream, u128)>>,
+    /// clients ([`auth::client_key`]).
+    pub(crate) live: Mutex<HashMap<u64, (TcpStream, IpAddr)>>,
     /// Next connection number.
     pub(crate) next_id: AtomicU64,
 }
 
 impl Shared {
     /// The live connections.
-    pub(crate) fn lock_live(&self) -> MutexGuard<'_, HashMap<u64, (TcpStream, u128)>> {
+    pub(crate) fn lock_live(&self) -> MutexGuard<'_, HashMap<u64, (TcpStream, IpAddr)>> {
         self.live.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
