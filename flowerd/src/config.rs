@@ -122,6 +122,9 @@ impl Default for Pipeline {
     }
 }
 
+/// What `log.level` directives may say.
+const LOG_LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+
 /// Decoder limits: memory is fixed by these, whatever exporters send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -222,11 +225,30 @@ impl Config {
         if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
             bail!("http: set both tls_cert and tls_key, or neither");
         }
-        if self.pipeline.batch_flows == 0
-            || self.pipeline.channel_batches == 0
-            || self.pipeline.commit_max_flows == 0
-        {
-            bail!("pipeline: batch_flows, channel_batches and commit_max_flows must be positive");
+        let p = &self.pipeline;
+        for (name, value, max) in [
+            ("pipeline.batch_flows", p.batch_flows, 1 << 20),
+            ("pipeline.channel_batches", p.channel_batches, 1 << 16),
+            ("pipeline.commit_max_flows", p.commit_max_flows, 1 << 24),
+            ("decoder.templates", self.decoder.templates, 1 << 20),
+            ("decoder.domains", self.decoder.domains, 1 << 20),
+            ("decoder.pending_bytes", self.decoder.pending_bytes, 1 << 30),
+        ] {
+            if !(1..=max).contains(&value) {
+                bail!("{name} must be 1..={max} (got {value})");
+            }
+        }
+        // A bare word is read by the filter as a module name: `warning`
+        // would silence every log line.
+        for directive in self.log.level.split(',').map(str::trim) {
+            let level = directive.rsplit_once('=').map_or(directive, |(_, l)| l);
+            if !LOG_LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+                bail!(
+                    "log.level: {directive:?} is not a level; use one of {} or target=level, \
+                     comma-separated",
+                    LOG_LEVELS.join(", ")
+                );
+            }
         }
         if self.http.workers == 0 || self.http.workers > 256 {
             bail!("http: workers must be 1..=256");
@@ -305,6 +327,38 @@ mod tests {
         for bad in [0, 1023, (64 << 20) + 1, usize::MAX] {
             let e = with(bad).unwrap_err();
             assert!(e.contains("http.max_body_bytes"), "{e}");
+        }
+    }
+
+    #[test]
+    fn sizes_and_log_levels_are_checked() {
+        let check = |f: &dyn Fn(&mut Config)| {
+            let mut c = Config::default();
+            f(&mut c);
+            c.validate().map_err(|e| e.to_string())
+        };
+        for (name, f) in [
+            (
+                "pipeline.channel_batches",
+                &(|c: &mut Config| c.pipeline.channel_batches = 100_000_000_000)
+                    as &dyn Fn(&mut Config),
+            ),
+            ("pipeline.batch_flows", &|c| c.pipeline.batch_flows = 0),
+            ("decoder.templates", &|c| c.decoder.templates = 0),
+            ("decoder.domains", &|c| c.decoder.domains = usize::MAX),
+            ("decoder.pending_bytes", &|c| {
+                c.decoder.pending_bytes = 1 << 40
+            }),
+        ] {
+            let e = check(f).unwrap_err();
+            assert!(e.contains(name), "{e}");
+        }
+        for ok in ["info", "WARN", "flowerd=debug,info", "off"] {
+            assert!(check(&|c| c.log.level = ok.into()).is_ok(), "{ok}");
+        }
+        for bad in ["warning", "info,verbose", "flowerd=loud"] {
+            let e = check(&|c| c.log.level = bad.into()).unwrap_err();
+            assert!(e.contains("log.level"), "{e}");
         }
     }
 }

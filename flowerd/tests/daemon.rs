@@ -290,6 +290,41 @@ fn after_kill_9_the_store_reopens_and_persisted_templates_decode_new_data() {
 }
 
 #[test]
+fn sigterm_stops_the_daemon_while_an_exporter_keeps_sending() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start(dir.path(), &["127.0.0.1:0"]);
+    let to = d.netflow[0];
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sender = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let p = payloads("pmacct-v9");
+            let s = UdpSocket::bind("127.0.0.7:0").unwrap();
+            // About 2000 datagrams a second, never a pause of 50 ms (for
+            // 15 s at most: a daemon that waits for silence fails, not hangs).
+            let began = Instant::now();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && began.elapsed() < Duration::from_secs(15)
+            {
+                for x in &p {
+                    let _ = s.send_to(x, to);
+                    std::thread::sleep(Duration::from_micros(500));
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let code = d.sigterm();
+    let took = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    sender.join().unwrap();
+    assert_eq!(code, 0);
+    assert!(took < Duration::from_secs(8), "stopping took {took:?}");
+    assert!(stored(dir.path()).0 > 0);
+}
+
+#[test]
 fn sigterm_right_after_sending_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let d = start(dir.path(), &["127.0.0.1:0"]);

@@ -50,6 +50,10 @@ pub struct StoredTemplate {
     pub scope: Vec<(u16, u16)>,
     /// Fields `(type, length)`.
     pub fields: Vec<(u16, u16)>,
+    /// When it was last stored (Unix seconds; set by
+    /// [`Store::put_templates`], 0 in stores written before it existed).
+    #[serde(default)]
+    pub stored_at: u64,
 }
 
 impl StoredTemplate {
@@ -73,7 +77,7 @@ fn encode<T: Serialize>(v: &T) -> Vec<u8> {
 
 impl Store {
     /// Runs a small metadata write, growing the map if needed.
-    fn meta_write(&self, f: impl Fn(&mut heed::RwTxn<'_>) -> Result<bool>) -> Result<bool> {
+    fn meta_write(&self, mut f: impl FnMut(&mut heed::RwTxn<'_>) -> Result<bool>) -> Result<bool> {
         loop {
             let r = {
                 let _g = self
@@ -184,29 +188,59 @@ impl Store {
     /// # Errors
     /// As [`Store::networks`].
     pub fn templates(&self) -> Result<Vec<StoredTemplate>> {
-        self.read(|txn| {
+        let mut out = self.read(|txn| {
             let mut out = Vec::new();
             for item in self.inner.dbs.templates.iter(txn)? {
                 let (k, v) = item?;
                 out.push(decode("templates", k, v)?);
             }
             Ok(out)
-        })
+        })?;
+        // Least recently stored first: loaded in this order, the newest
+        // end up the most recently used in a decoder's cache.
+        out.sort_by_key(|t: &StoredTemplate| t.stored_at);
+        Ok(out)
     }
 
-    /// Stores (or refreshes) templates, in one transaction.
+    /// Stores (or refreshes) templates, in one transaction, stamped with
+    /// the time; then keeps only the `keep` most recently stored (a flood of
+    /// templates from spoofed exporters cannot grow the table without
+    /// bound). Returns how many were removed.
     ///
     /// # Errors
     /// LMDB errors.
-    pub fn put_templates(&self, ts: &[StoredTemplate]) -> Result<()> {
+    pub fn put_templates(&self, ts: &[StoredTemplate], keep: usize) -> Result<u64> {
+        let now = crate::store::now_secs();
+        let mut removed = 0;
         self.meta_write(|t| {
+            removed = 0;
             for s in ts {
                 let k = StoredTemplate::key(s.exporter, s.source_id, s.template_id);
-                self.inner.dbs.templates.put(t, &k, &encode(s))?;
+                let s = StoredTemplate {
+                    stored_at: now,
+                    ..s.clone()
+                };
+                self.inner.dbs.templates.put(t, &k, &encode(&s))?;
+            }
+            let n = self.inner.dbs.templates.len(t)?;
+            if n > keep as u64 {
+                let mut all: Vec<(u64, [u8; 22])> = Vec::new();
+                for item in self.inner.dbs.templates.iter(t)? {
+                    let (k, v) = item?;
+                    let at = decode::<StoredTemplate>("templates", k, v).map_or(0, |s| s.stored_at);
+                    if let Ok(k) = <[u8; 22]>::try_from(k) {
+                        all.push((at, k));
+                    }
+                }
+                all.sort_unstable();
+                for (_, k) in all.iter().take((n - keep as u64) as usize) {
+                    self.inner.dbs.templates.delete(t, k)?;
+                    removed += 1;
+                }
             }
             Ok(true)
-        })
-        .map(|_| ())
+        })?;
+        Ok(removed)
     }
 
     /// A setting, if set.

@@ -611,3 +611,39 @@ fn late_flows_after_the_minute_tier_expired_add_to_the_coarser_tiers() {
         * 300.0;
     assert!((sum - (total + 3) as f64).abs() < 1.0, "{sum}");
 }
+
+#[test]
+fn stored_templates_are_bounded_and_newest_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    let t = |exporter: &str, id: u16| flowstore::StoredTemplate {
+        exporter: exporter.parse().unwrap(),
+        source_id: 7,
+        template_id: id,
+        options: false,
+        scope: Vec::new(),
+        fields: vec![(8, 4), (12, 4), (1, 4)],
+        stored_at: 0,
+    };
+    // a flood from 100 spoofed exporters keeps at most 10
+    let flood: Vec<_> = (0..100u16)
+        .map(|i| t(&format!("198.51.100.{}", i % 250), 256 + i))
+        .collect();
+    assert_eq!(store.put_templates(&flood, 10).unwrap(), 90);
+    assert_eq!(store.templates().unwrap().len(), 10);
+    // a real exporter's template, stored later, is kept and listed last
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let mine = t("192.0.2.1", 300);
+    assert_eq!(
+        store
+            .put_templates(std::slice::from_ref(&mine), 10)
+            .unwrap(),
+        1
+    );
+    let all = store.templates().unwrap();
+    assert_eq!(all.len(), 10);
+    let last = all.last().unwrap();
+    assert_eq!((last.exporter, last.template_id), (mine.exporter, 300));
+    assert!(last.stored_at > 0);
+    assert!(all.windows(2).all(|w| w[0].stored_at <= w[1].stored_at));
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use flowstore::Store;
+use flowstore::{Store, Writer};
 use netflow9::Flow;
 
 use super::metrics::Metrics;
@@ -17,15 +17,17 @@ use super::Msg;
 /// Batches already waiting in the channel when one is taken are merged
 /// into one append (one transaction, one fsync) of at most `commit_max`
 /// flows: a writer that falls behind commits less often and catches up.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
     store: Store,
+    mut writer: Writer,
     rx: Receiver<Msg>,
     pool: Sender<Vec<Flow>>,
     metrics: Arc<Metrics>,
     maintenance: Duration,
     commit_max: usize,
+    keep_templates: usize,
 ) -> anyhow::Result<()> {
-    let mut writer = store.writer()?;
     let mut last_maintenance = Instant::now();
     let p = &metrics.pipeline;
     // Merged batches; at most `commit_max` flows, allocated on first use.
@@ -33,8 +35,11 @@ pub(crate) fn run(
     // A batch taken while merging that did not fit: the next one.
     let mut carry: Option<Vec<Flow>> = None;
     let recycle = |mut flows: Vec<Flow>| {
-        flows.clear();
-        let _ = pool.try_send(flows);
+        // Only batch-sized vectors go back: the pool's memory stays bounded.
+        if flows.capacity() <= commit_max {
+            flows.clear();
+            let _ = pool.try_send(flows);
+        }
     };
     loop {
         let msg = match carry.take() {
@@ -62,7 +67,7 @@ pub(crate) fn run(
                             merged.extend_from_slice(&more);
                             recycle(more);
                         }
-                        Msg::Templates(t) => persist(&store, &metrics, &t),
+                        Msg::Templates(t) => persist(&store, &metrics, &t, keep_templates),
                     }
                 }
                 let batch: &[Flow] = first.as_deref().unwrap_or(&merged);
@@ -73,6 +78,8 @@ pub(crate) fn run(
                     }
                     Err(e) => {
                         p.write_errors.fetch_add(1, Ordering::Relaxed);
+                        p.write_error_flows
+                            .fetch_add(batch.len() as u64, Ordering::Relaxed);
                         tracing::error!(error = %e, flows = batch.len(), "cannot store a batch");
                     }
                 }
@@ -82,7 +89,7 @@ pub(crate) fn run(
                     recycle(f);
                 }
             }
-            Ok(Msg::Templates(t)) => persist(&store, &metrics, &t),
+            Ok(Msg::Templates(t)) => persist(&store, &metrics, &t, keep_templates),
             Err(RecvTimeoutError::Timeout) => {
                 if let Err(e) = writer.flush() {
                     tracing::error!(error = %e, "cannot write rollups");
@@ -112,15 +119,17 @@ pub(crate) fn run(
 }
 
 /// Persists a listener's templates.
-fn persist(store: &Store, metrics: &Metrics, t: &[flowstore::StoredTemplate]) {
-    match store.put_templates(t) {
-        Ok(()) => {
-            metrics
-                .pipeline
-                .templates_persisted
-                .fetch_add(1, Ordering::Relaxed);
+fn persist(store: &Store, metrics: &Metrics, t: &[flowstore::StoredTemplate], keep: usize) {
+    let p = &metrics.pipeline;
+    match store.put_templates(t, keep) {
+        Ok(pruned) => {
+            p.templates_persisted.fetch_add(1, Ordering::Relaxed);
+            p.templates_pruned.fetch_add(pruned, Ordering::Relaxed);
         }
-        Err(e) => tracing::error!(error = %e, "cannot persist templates"),
+        Err(e) => {
+            p.template_persist_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, templates = t.len(), "cannot persist templates");
+        }
     }
 }
 
@@ -148,11 +157,13 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         run(
             store.clone(),
+            store.writer().unwrap(),
             rx,
             pool_tx,
             Arc::clone(&metrics),
             Duration::from_secs(3600),
             2500,
+            100,
         )
         .unwrap();
         let p = &metrics.pipeline;

@@ -91,24 +91,72 @@ pub(crate) fn load_templates(decoder: &mut Decoder<'_>, stored: &[StoredTemplate
     n
 }
 
-fn snapshot_templates(decoder: &Decoder<'_>) -> Vec<StoredTemplate> {
-    decoder
-        .templates()
-        .map(|(k, t)| StoredTemplate {
-            exporter: k.exporter,
-            source_id: k.source_id,
-            template_id: k.template_id,
-            options: t.is_options(),
-            scope: t
-                .scope_fields()
-                .map(|f| (f.field_type.0, f.length))
+/// A template in the store's form.
+fn stored(k: &TemplateKey, t: &Template) -> StoredTemplate {
+    StoredTemplate {
+        exporter: k.exporter,
+        source_id: k.source_id,
+        template_id: k.template_id,
+        options: t.is_options(),
+        scope: t
+            .scope_fields()
+            .map(|f| (f.field_type.0, f.length))
+            .collect(),
+        fields: t
+            .option_fields()
+            .map(|f| (f.field_type.0, f.length))
+            .collect(),
+        stored_at: 0,
+    }
+}
+
+/// The templates a listener last persisted (or loaded), to send only what
+/// changed: new templates and redefinitions, never an old copy of a
+/// template another socket has since replaced. At most the decoder's
+/// templates are remembered.
+struct Persisted {
+    known: std::collections::HashMap<TemplateKey, StoredTemplate>,
+    pending: Vec<StoredTemplate>,
+}
+
+impl Persisted {
+    fn new(decoder: &Decoder<'_>) -> Persisted {
+        Persisted {
+            known: decoder
+                .templates()
+                .map(|(k, t)| (*k, stored(k, t)))
                 .collect(),
-            fields: t
-                .option_fields()
-                .map(|f| (f.field_type.0, f.length))
-                .collect(),
-        })
-        .collect()
+            pending: Vec::new(),
+        }
+    }
+
+    /// Templates that differ from what was last persisted.
+    fn changed(&mut self, decoder: &Decoder<'_>) -> Vec<StoredTemplate> {
+        self.pending.clear();
+        let mut out = Vec::new();
+        for (k, t) in decoder.templates() {
+            let s = stored(k, t);
+            if self.known.get(k) != Some(&s) {
+                out.push(s);
+            }
+        }
+        // Forget evicted templates: the map stays as small as the cache.
+        self.known.retain(|k, _| decoder.template(k).is_some());
+        self.pending.clone_from(&out);
+        out
+    }
+
+    /// The last [`Persisted::changed`] was sent.
+    fn commit(&mut self) {
+        for s in self.pending.drain(..) {
+            let k = TemplateKey {
+                exporter: s.exporter,
+                source_id: s.source_id,
+                template_id: s.template_id,
+            };
+            self.known.insert(k, s);
+        }
+    }
 }
 
 fn snapshot_exporters(decoder: &Decoder<'_>) -> Vec<ExporterInfo> {
@@ -157,6 +205,10 @@ fn snapshot_exporters(decoder: &Decoder<'_>) -> Vec<ExporterInfo> {
     out
 }
 
+/// After `stop`, how long a listener keeps reading what the kernel holds:
+/// an exporter that never pauses must not keep the daemon from stopping.
+const DRAIN_FOR: Duration = Duration::from_secs(2);
+
 /// The receive loop, until `stop` is set. Sends what it has before returning.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
@@ -176,15 +228,27 @@ pub(crate) fn run(
     let mut last_send = Instant::now();
     let mut last_snapshot = Instant::now();
     let mut templates_seen = u64::MAX;
+    // Templates as last persisted (or loaded): only what changes is sent, so
+    // a socket never writes back a stale copy another socket has replaced.
+    let mut persisted = Persisted::new(&decoder);
     let fd = socket.as_raw_fd();
-    // After `stop`, keep reading until the socket is empty: what the kernel
-    // already received is stored too.
-    let mut draining = false;
+    // After `stop`, keep reading without waiting until the socket is empty
+    // (or `DRAIN_FOR` has passed): what the kernel already received is
+    // stored too.
+    let mut drain_until: Option<Instant> = None;
     loop {
-        draining |= stop.load(Ordering::Relaxed);
+        if drain_until.is_none() && stop.load(Ordering::Relaxed) {
+            drain_until = Some(Instant::now() + DRAIN_FOR);
+        }
+        let draining = drain_until.is_some();
+        let flags = if draining {
+            MsgFlags::MSG_DONTWAIT
+        } else {
+            MsgFlags::empty()
+        };
         let received = {
             let mut iov = [IoSliceMut::new(&mut buf)];
-            match recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty()) {
+            match recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), flags) {
                 Ok(msg) => {
                     if let Ok(cmsgs) = msg.cmsgs() {
                         for c in cmsgs {
@@ -209,12 +273,12 @@ pub(crate) fn run(
                 }
             }
         };
-        let stopping = draining && received.is_none();
+        let stopping = drain_until.is_some_and(|t| received.is_none() || Instant::now() >= t);
         if let Some((from, len)) = received {
             stats.datagrams.fetch_add(1, Ordering::Relaxed);
             stats.bytes.fetch_add(len as u64, Ordering::Relaxed);
-            let before = batch.len();
             let payload = buf.get(..len).unwrap_or(&[]);
+            let mut flows = 0u64;
             let _ = decoder.decode(unmap(from), payload, |r| {
                 if !r.is_options() {
                     // Built in place in the batch, not built and copied.
@@ -222,22 +286,32 @@ pub(crate) fn run(
                     if let Some(slot) = batch.last_mut() {
                         r.flow_into(slot);
                     }
+                    flows += 1;
+                    // Full batches leave at once: one datagram (or the data
+                    // a template releases) cannot grow a batch past its size.
+                    if batch.len() >= batch_flows {
+                        let next = pool
+                            .try_recv()
+                            .unwrap_or_else(|_| Vec::with_capacity(batch_flows));
+                        send(
+                            &tx,
+                            &stats,
+                            &metrics,
+                            std::mem::replace(&mut batch, next),
+                            draining,
+                        );
+                    }
                 }
             });
-            stats
-                .flows
-                .fetch_add((batch.len() - before) as u64, Ordering::Relaxed);
+            stats.flows.fetch_add(flows, Ordering::Relaxed);
         }
         let due = last_send.elapsed() >= batch_max;
-        if batch.len() >= batch_flows
-            || (due && !batch.is_empty())
-            || (stopping && !batch.is_empty())
-        {
+        if (due || stopping) && !batch.is_empty() {
             let next = pool
                 .try_recv()
                 .unwrap_or_else(|_| Vec::with_capacity(batch_flows));
             let full = std::mem::replace(&mut batch, next);
-            send(&tx, &stats, &metrics, full);
+            send(&tx, &stats, &metrics, full, draining);
             last_send = Instant::now();
         } else if due {
             last_send = Instant::now();
@@ -252,12 +326,17 @@ pub(crate) fn run(
             }
             let t = decoder.counters().templates + decoder.counters().options_templates;
             if t != templates_seen {
-                // New or refreshed templates: persist them so data decodes
-                // right after a restart.
-                if tx
-                    .try_send(Msg::Templates(snapshot_templates(&decoder)))
-                    .is_ok()
-                {
+                // New or redefined templates: persist them so data decodes
+                // right after a restart. While stopping, wait for room.
+                let changed = persisted.changed(&decoder);
+                let sent = changed.is_empty()
+                    || if stopping {
+                        tx.send(Msg::Templates(changed)).is_ok()
+                    } else {
+                        tx.try_send(Msg::Templates(changed)).is_ok()
+                    };
+                if sent {
+                    persisted.commit();
                     templates_seen = t;
                 }
             }
@@ -276,10 +355,25 @@ fn unmap(a: IpAddr) -> IpAddr {
     }
 }
 
-fn send(tx: &Sender<Msg>, stats: &ListenerStats, metrics: &Metrics, batch: Vec<Flow>) {
+/// Hands a batch to the writer: never waiting while running (a full
+/// channel drops it, counted), waiting while stopping (what was received
+/// is stored). A writer that has died drops it too, counted and logged.
+fn send(
+    tx: &Sender<Msg>,
+    stats: &ListenerStats,
+    metrics: &Metrics,
+    batch: Vec<Flow>,
+    stopping: bool,
+) {
     let n = batch.len() as u64;
     let p = &metrics.pipeline;
-    match tx.try_send(Msg::Flows(batch)) {
+    let result = if stopping {
+        tx.send(Msg::Flows(batch))
+            .map_err(|e| TrySendError::Disconnected(e.0))
+    } else {
+        tx.try_send(Msg::Flows(batch))
+    };
+    match result {
         Ok(()) => {
             p.batches_sent.fetch_add(1, Ordering::Relaxed);
         }
@@ -288,11 +382,69 @@ fn send(tx: &Sender<Msg>, stats: &ListenerStats, metrics: &Metrics, batch: Vec<F
             p.channel_dropped_flows.fetch_add(n, Ordering::Relaxed);
             tracing::warn!(listener = %stats.addr, flows = n, "writer channel full: batch dropped");
         }
-        Err(TrySendError::Disconnected(_)) => {}
+        Err(TrySendError::Disconnected(_)) => {
+            p.writer_gone_batches.fetch_add(1, Ordering::Relaxed);
+            p.writer_gone_flows.fetch_add(n, Ordering::Relaxed);
+            tracing::error!(listener = %stats.addr, flows = n, "the store writer has stopped: batch dropped");
+        }
     }
 }
 
 /// The address to report for a listener socket.
 pub(crate) fn local_addr(s: &UdpSocket, fallback: SocketAddr) -> SocketAddr {
     s.local_addr().unwrap_or(fallback)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netflow9::{Config, FieldSpecifier, FieldType, HeaderRepr, PacketBuilder};
+
+    /// A packet defining template 256 of exporter `from` with `fields`.
+    fn define(decoder: &mut Decoder<'_>, from: &str, seq: u32, fields: &[(u16, u16)]) {
+        let spec: Vec<FieldSpecifier> = fields
+            .iter()
+            .map(|(t, l)| FieldSpecifier::new(FieldType(*t), *l))
+            .collect();
+        let mut buf = [0u8; 512];
+        let header = HeaderRepr {
+            count: 1,
+            sys_uptime: 1000 + seq,
+            unix_secs: 1_700_000_000,
+            sequence_number: seq,
+            source_id: 1,
+        };
+        let mut b = PacketBuilder::new(&mut buf, header).unwrap();
+        b.template(256, &spec).unwrap();
+        let n = b.finish().unwrap();
+        decoder
+            .decode(from.parse().unwrap(), &buf[..n], |_| {})
+            .unwrap();
+    }
+
+    /// Only new and redefined templates are persisted: a socket never
+    /// writes back the copy it loaded at start once another has replaced
+    /// it, and a template re-sent unchanged is not written again.
+    #[test]
+    fn only_changed_templates_are_persisted() {
+        let mut d = Decoder::new(Config::default());
+        define(&mut d, "192.0.2.1", 0, &[(8, 4), (12, 4)]);
+        let mut p = Persisted::new(&d);
+        assert!(p.changed(&d).is_empty(), "loaded templates are known");
+        define(&mut d, "192.0.2.1", 1, &[(8, 4), (12, 4)]);
+        assert!(p.changed(&d).is_empty(), "a refresh changes nothing");
+        define(&mut d, "192.0.2.2", 0, &[(8, 4)]);
+        define(&mut d, "192.0.2.1", 2, &[(8, 4), (12, 4), (1, 4)]);
+        let changed = p.changed(&d);
+        let mut got: Vec<_> = changed
+            .iter()
+            .map(|s| (s.exporter.to_string(), s.fields.len()))
+            .collect();
+        got.sort();
+        assert_eq!(got, [("192.0.2.1".into(), 3), ("192.0.2.2".into(), 1)]);
+        // Not sent (channel full): offered again next time.
+        assert_eq!(p.changed(&d).len(), 2);
+        p.commit();
+        assert!(p.changed(&d).is_empty());
+    }
 }

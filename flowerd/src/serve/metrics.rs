@@ -90,8 +90,18 @@ pub(crate) struct PipelineStats {
     pub(crate) flows_stored: AtomicU64,
     /// Batches the store refused (error logged).
     pub(crate) write_errors: AtomicU64,
+    /// Flows in them.
+    pub(crate) write_error_flows: AtomicU64,
+    /// Batches dropped because the writer had stopped (error logged).
+    pub(crate) writer_gone_batches: AtomicU64,
+    /// Flows in them.
+    pub(crate) writer_gone_flows: AtomicU64,
     /// Template snapshots persisted.
     pub(crate) templates_persisted: AtomicU64,
+    /// Template snapshots the store failed to save (error logged).
+    pub(crate) template_persist_errors: AtomicU64,
+    /// Stored templates removed to keep at most `decoder.templates`.
+    pub(crate) templates_pruned: AtomicU64,
     /// Latency of the last commit, microseconds.
     pub(crate) last_commit_micros: AtomicU64,
 }
@@ -118,13 +128,41 @@ impl Metrics {
     /// All exporters seen by any listener.
     pub(crate) fn exporters(&self) -> Vec<ExporterInfo> {
         let listeners = self.listeners.lock().map(|l| l.clone()).unwrap_or_default();
-        let mut out = Vec::new();
+        let mut all = Vec::new();
         for l in listeners {
             if let Ok(e) = l.exporters.lock() {
-                out.extend(e.iter().cloned());
+                all.extend(e.iter().cloned());
             }
         }
-        out.sort_by_key(|e| (e.exporter, e.source_id));
+        all.sort_by_key(|e| (e.exporter, e.source_id));
+        // One exporter and Source ID seen by several sockets: one entry,
+        // summed (Prometheus refuses a series twice).
+        let mut out: Vec<ExporterInfo> = Vec::with_capacity(all.len());
+        for e in all {
+            match out.last_mut() {
+                Some(m) if (m.exporter, m.source_id) == (e.exporter, e.source_id) => {
+                    m.packets += e.packets;
+                    m.flows += e.flows;
+                    m.options_records += e.options_records;
+                    m.sequence_lost += e.sequence_lost;
+                    m.sequence_reordered += e.sequence_reordered;
+                    m.restarts += e.restarts;
+                    m.last_unix_secs = m.last_unix_secs.max(e.last_unix_secs);
+                    for s in e.samplers {
+                        if !m.samplers.iter().any(|x| x.id == s.id) {
+                            m.samplers.push(s);
+                        }
+                    }
+                    for t in e.templates {
+                        if !m.templates.iter().any(|x| x.id == t.id) {
+                            m.templates.push(t);
+                        }
+                    }
+                    m.templates.sort_by_key(|t| t.id);
+                }
+                _ => out.push(e),
+            }
+        }
         out
     }
 
@@ -294,7 +332,7 @@ impl Metrics {
             );
         }
         let p = &self.pipeline;
-        let pipeline: [(&str, &str, &AtomicU64); 6] = [
+        let pipeline: [(&str, &str, &AtomicU64); 11] = [
             (
                 "channel_dropped_batches_total",
                 "Batches dropped: channel to the writer full.",
@@ -321,9 +359,34 @@ impl Metrics {
                 &p.write_errors,
             ),
             (
+                "write_error_flows_total",
+                "Flows in batches the store failed to write.",
+                &p.write_error_flows,
+            ),
+            (
+                "writer_gone_batches_total",
+                "Batches dropped: the store writer had stopped.",
+                &p.writer_gone_batches,
+            ),
+            (
+                "writer_gone_flows_total",
+                "Flows dropped: the store writer had stopped.",
+                &p.writer_gone_flows,
+            ),
+            (
                 "templates_persisted_total",
                 "Template snapshots saved to the store.",
                 &p.templates_persisted,
+            ),
+            (
+                "template_persist_errors_total",
+                "Template snapshots the store failed to save.",
+                &p.template_persist_errors,
+            ),
+            (
+                "templates_pruned_total",
+                "Stored templates removed, least recently stored first, to keep decoder.templates.",
+                &p.templates_pruned,
             ),
         ];
         for (name, help, a) in pipeline {
@@ -439,5 +502,39 @@ impl Metrics {
             let _ = writeln!(o, "flower_{name} {}", get(a));
         }
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An exporter seen by two sockets is one series, summed.
+    #[test]
+    fn exporters_seen_by_several_sockets_are_merged() {
+        let m = Metrics::default();
+        for (i, port) in [9995, 9996].into_iter().enumerate() {
+            let l = Arc::new(ListenerStats::new(([127, 0, 0, 1], port).into(), i));
+            *l.exporters.lock().unwrap() = vec![ExporterInfo {
+                exporter: [192, 0, 2, 1].into(),
+                source_id: 0,
+                packets: 10,
+                flows: 0,
+                options_records: 0,
+                sequence_lost: 2,
+                sequence_reordered: 0,
+                restarts: 0,
+                last_unix_secs: 100 + i as u32,
+                samplers: Vec::new(),
+                templates: Vec::new(),
+            }];
+            m.listeners.lock().unwrap().push(l);
+        }
+        let e = m.exporters();
+        assert_eq!(e.len(), 1);
+        assert_eq!(
+            (e[0].packets, e[0].sequence_lost, e[0].last_unix_secs),
+            (20, 4, 101)
+        );
     }
 }

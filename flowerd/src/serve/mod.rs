@@ -44,6 +44,13 @@ fn seed() -> u64 {
 pub(crate) fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     cfg.validate()?;
     crate::log::init(&cfg.log.format, &cfg.log.level);
+    // First of all: a signal during start-up must stop the daemon cleanly,
+    // not kill it.
+    let signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .context("installing signal handlers")?;
     let store = Store::open(&cfg.data, cfg.store)
         .with_context(|| format!("opening the store in {}", cfg.data.display()))?;
     if let Some(pw) = crate::users::ensure_initial_admin(&store, &cfg.data)? {
@@ -72,13 +79,30 @@ pub(crate) fn run(cfg: Config) -> anyhow::Result<ExitCode> {
             sockets.push((l.clone(), i, s));
         }
     }
+    // The writer catches the rollups up with what a crash left (it can
+    // fail): before anything is received.
+    let store_writer = store
+        .writer()
+        .with_context(|| format!("starting the store writer in {}", cfg.data.display()))?;
     let writer = {
         let (store, metrics) = (store.clone(), metrics.clone());
         let maintenance = Duration::from_secs(cfg.pipeline.maintenance_secs.max(1));
         let commit_max = cfg.pipeline.commit_max_flows;
+        let keep_templates = cfg.decoder.templates;
         std::thread::Builder::new()
             .name("writer".into())
-            .spawn(move || ingest::run(store, rx, pool_tx, metrics, maintenance, commit_max))?
+            .spawn(move || {
+                ingest::run(
+                    store,
+                    store_writer,
+                    rx,
+                    pool_tx,
+                    metrics,
+                    maintenance,
+                    commit_max,
+                    keep_templates,
+                )
+            })?
     };
     let mut threads = Vec::new();
     let mut bound = Vec::new();
@@ -135,21 +159,36 @@ pub(crate) fn run(cfg: Config) -> anyhow::Result<ExitCode> {
             .join(",")
     );
 
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])
-    .context("installing signal handlers")?;
-    let sig = signals.forever().next();
-    tracing::info!(signal = ?sig, "stopping: draining received flows");
+    // Until a signal, or until the writer stops on its own (it cannot store
+    // anything more: stop, and let systemd restart us).
+    let mut signals = signals;
+    let mut failed = false;
+    loop {
+        if let Some(sig) = signals.pending().next() {
+            tracing::info!(signal = sig, "stopping: draining received flows");
+            break;
+        }
+        if writer.is_finished() {
+            tracing::error!("the store writer stopped: stopping");
+            failed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         let _ = t.join();
     }
     match writer.join() {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "writer failed"),
-        Err(_) => tracing::error!("writer panicked"),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "writer failed");
+            failed = true;
+        }
+        Err(_) => {
+            tracing::error!("writer panicked");
+            failed = true;
+        }
     }
     http.stop();
     tracing::info!(
@@ -161,5 +200,9 @@ pub(crate) fn run(cfg: Config) -> anyhow::Result<ExitCode> {
             .load(Ordering::Relaxed),
         "flowerd stopped"
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
