@@ -38,7 +38,10 @@ pub(crate) const SCAN_THREADS: usize = 2;
 /// the answer says it is not exact).
 const TOP_SCAN_GROUPS: usize = 1 << 21;
 
-/// A time range `[from_ms, to_ms)` in Unix milliseconds.
+/// A time range `[from_ms, to_ms)` in Unix milliseconds. Queries widen it
+/// to whole minutes (`from` rounded down, `to` up): a flow counts in the
+/// minute its `last_ms` falls in, so a summary, a chart and the flow table
+/// of the same range agree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct TimeRange {
     /// Start, inclusive.
@@ -65,6 +68,19 @@ impl TimeRange {
         TimeRange {
             from_ms: 0,
             to_ms: u64::MAX / 2,
+        }
+    }
+
+    /// Widened to whole minutes.
+    fn minutes(self) -> TimeRange {
+        let w = TIER_MS[0];
+        TimeRange {
+            from_ms: self.from_ms / w * w,
+            to_ms: if self.to_ms >= u64::MAX / 4 {
+                self.to_ms
+            } else {
+                self.to_ms.div_ceil(w) * w
+            },
         }
     }
 
@@ -308,35 +324,44 @@ pub struct Link {
 }
 
 /// Maps addresses to networks by longest prefix (one hash lookup per
-/// distinct prefix length).
+/// distinct prefix length). IPv4 and IPv6 CIDRs are kept apart: an IPv6
+/// network never holds an IPv4 address, even `::/0` (whose 128-bit form
+/// would cover the IPv4-mapped block).
 #[derive(Debug, Clone)]
 pub(crate) struct NetworkIndex {
-    /// (prefix length in the 128-bit mapped space, masked address → network index)
-    levels: Vec<(u32, FxMap<u128, usize>)>,
+    /// IPv4 CIDRs: (prefix length in the 128-bit mapped space, masked
+    /// address → network index), longest first.
+    v4: Vec<(u32, FxMap<u128, usize>)>,
+    /// IPv6 CIDRs, the same way.
+    v6: Vec<(u32, FxMap<u128, usize>)>,
     names: Vec<String>,
 }
 
 impl NetworkIndex {
     pub(crate) fn new(networks: &[Network]) -> NetworkIndex {
-        let mut by_len: HashMap<u32, FxMap<u128, usize>> = HashMap::new();
+        let mut by_len: [HashMap<u32, FxMap<u128, usize>>; 2] = Default::default();
         for (i, n) in networks.iter().enumerate() {
             for c in &n.cidrs {
-                let len = if c.is_ipv4() {
-                    96 + u32::from(c.prefix())
+                let (family, len) = if c.is_ipv4() {
+                    (0, 96 + u32::from(c.prefix()))
                 } else {
-                    u32::from(c.prefix())
+                    (1, u32::from(c.prefix()))
                 };
-                by_len
+                by_len[family]
                     .entry(len)
                     .or_default()
                     .entry(mask(c.first(), len))
                     .or_insert(i);
             }
         }
-        let mut levels: Vec<_> = by_len.into_iter().collect();
-        levels.sort_by_key(|l| std::cmp::Reverse(l.0));
+        let [v4, v6] = by_len.map(|m| {
+            let mut levels: Vec<_> = m.into_iter().collect();
+            levels.sort_by_key(|l| std::cmp::Reverse(l.0));
+            levels
+        });
         NetworkIndex {
-            levels,
+            v4,
+            v6,
             names: networks.iter().map(|n| n.name.clone()).collect(),
         }
     }
@@ -350,7 +375,12 @@ impl NetworkIndex {
     /// [`NetworkIndex::lookup`] of an [`addr16`] form.
     #[inline]
     pub(crate) fn lookup16(&self, v: u128) -> usize {
-        for (len, map) in &self.levels {
+        let levels = if v >> 32 == 0xffff {
+            &self.v4
+        } else {
+            &self.v6
+        };
+        for (len, map) in levels {
             if let Some(&i) = map.get(&mask(v, *len)) {
                 return i;
             }
@@ -361,9 +391,7 @@ impl NetworkIndex {
     /// Whether every address of a network-map rollup prefix (an IPv4
     /// `/24`, an IPv6 `/64`) falls in the same network: no CIDR is longer.
     fn prefixes_are_whole(&self) -> bool {
-        self.levels
-            .iter()
-            .all(|(len, _)| *len <= 64 || (96..=120).contains(len))
+        self.v4.iter().all(|(len, _)| *len <= 96 + 24) && self.v6.iter().all(|(len, _)| *len <= 64)
     }
 
     fn name(&self, i: usize) -> String {
@@ -685,7 +713,12 @@ impl Store {
                     return Some(());
                 }
                 r.time_columns(c)?;
-                if !c.first_ms.iter().any(|f| *f < range.to_ms) {
+                if !c
+                    .first_ms
+                    .iter()
+                    .zip(&c.last_ms)
+                    .any(|(f, l)| *f.min(l) < range.to_ms)
+                {
                     return Some(());
                 }
                 r.columns(c)?;
@@ -723,6 +756,7 @@ impl Store {
     /// # Errors
     /// As [`Store::summary`].
     pub fn summary_raw(&self, range: TimeRange, filter: &Filter, raw: bool) -> Result<Summary> {
+        let range = range.minutes();
         let mut total = Agg::default();
         let tier = if filter.is_all() && range.aligned(TIER_MS[0]) {
             // Any step that is a multiple of every tier: totals need no steps.
@@ -824,7 +858,14 @@ impl Store {
             from_ms: from,
             to_ms: from + steps * step_ms,
         };
-        let cap = self.inner.cfg.query_max_groups;
+        // Groups get a value per step: the cap keeps groups × steps within
+        // SERIES_CELLS, so a long range at a fine step holds fewer groups.
+        let cap = self
+            .inner
+            .cfg
+            .query_max_groups
+            .min(SERIES_CELLS / steps.max(1) as usize)
+            .max(1);
         // group key → per-step values
         let mut per_group: HashMap<Group, Vec<u64>> = HashMap::new();
         let mut other = vec![0u64; steps as usize];
@@ -959,6 +1000,10 @@ impl Store {
     /// # Errors
     /// Raw-scan limits; LMDB errors.
     pub fn top(&self, q: &TopQuery) -> Result<Top> {
+        let q = &TopQuery {
+            range: q.range.minutes(),
+            ..q.clone()
+        };
         let mut groups: FxMap<Group, Agg> = FxMap::default();
         let mut other = Agg::default();
         let mut exact = true;
@@ -1006,8 +1051,16 @@ impl Store {
                 if i == 0 {
                     keyed = map;
                 } else {
+                    // The merged table is capped like each thread's.
                     for (k, a) in map {
-                        keyed.entry(k).or_insert_with(Agg::default).add(a);
+                        if let Some(g) = keyed.get_mut(&k) {
+                            g.add(a);
+                        } else if keyed.len() < TOP_SCAN_GROUPS {
+                            keyed.insert(k, a);
+                        } else {
+                            other.add(a);
+                            exact = false;
+                        }
                     }
                 }
             }
@@ -1068,7 +1121,7 @@ impl Store {
         let add = |(map, over): &mut (FxMap<Key, Agg>, Agg), k: Key, a: Agg| {
             if let Some(g) = map.get_mut(&k) {
                 g.add(a);
-            } else if map.len() < TOP_SCAN_GROUPS {
+            } else if map.len() < TOP_SCAN_GROUPS / SCAN_THREADS {
                 map.insert(k, a);
             } else {
                 over.add(a);
@@ -1146,6 +1199,10 @@ impl Store {
         if q.limit == 0 || q.limit > 10_000 {
             return Err(Error::InvalidQuery("limit must be 1..=10000"));
         }
+        let q = &FlowsQuery {
+            range: q.range.minutes(),
+            ..q.clone()
+        };
         let mut page = Vec::with_capacity(q.limit);
         let mut next = None;
         let desc = q.order == Order::TimeDesc;
@@ -1219,6 +1276,7 @@ impl Store {
         networks: &[Network],
         filter: &Filter,
     ) -> Result<Matrix> {
+        let range = range.minutes();
         let index = NetworkIndex::new(networks);
         let n = networks.len() + 1;
         let mut cells = vec![Agg::default(); n * n];
@@ -1366,6 +1424,9 @@ fn totals(f: &Flow) -> FlowTotals {
         sampling: f.sampling_interval,
     }
 }
+
+/// Most values (groups × steps) a series query holds: 32 MiB of `u64`s.
+const SERIES_CELLS: usize = 4 << 20;
 
 /// Longest series step: a year.
 const MAX_STEP_MS: u64 = 366 * 86_400_000;

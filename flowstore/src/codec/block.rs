@@ -10,7 +10,7 @@
 //! 1       4     count: flows in the block (u32 BE)
 //! 5       8     min_last_ms (u64 BE)
 //! 13      8     max_last_ms (u64 BE)
-//! 21      8     min_first_ms (u64 BE)
+//! 21      8     min_first_ms (u64 BE): the earliest min(first_ms, last_ms)
 //! 29      4     bloom_len: bytes of the Bloom filter (u32 BE, 0 = none)
 //! 33      n     Bloom filter over every distinct src and dst address
 //!               (3 probes, ~10 bits per address)
@@ -366,7 +366,9 @@ impl Encoder {
         for f in flows.clone() {
             min_last = min_last.min(f.last_ms);
             max_last = max_last.max(f.last_ms);
-            min_first = min_first.min(f.first_ms);
+            // A flow that "starts" after it ends (a broken exporter clock)
+            // is pro-rated at its end: the earliest time it touches.
+            min_first = min_first.min(f.first_ms.min(f.last_ms));
         }
         if n == 0 {
             (min_last, min_first) = (0, 0);

@@ -140,7 +140,16 @@ impl Predicate {
             Predicate::Packets(cmp, n) => cmp.test(flow.packets, n),
             Predicate::Flags(bits) => flow.protocol == 6 && flow.tcp_flags & bits == bits,
             Predicate::Exporter(a) => same_host(flow.exporter, a),
-            Predicate::IpVersion(v) => flow.ip_version() == v,
+            // An IPv4-mapped IPv6 address is IPv4, as everywhere in filters
+            // (and the store keeps such flows as IPv4).
+            Predicate::IpVersion(v) => {
+                let v6 = |a: IpAddr| matches!(a, IpAddr::V6(a) if a.to_ipv4_mapped().is_none());
+                (if v6(flow.src_addr) || v6(flow.dst_addr) {
+                    6
+                } else {
+                    4
+                }) == v
+            }
         }
     }
 }

@@ -395,7 +395,8 @@ pub enum Predicate {
     Flags(u8),
     /// `exporter A`: the exporter's address is `A`.
     Exporter(IpAddr),
-    /// `inet` (4) or `inet6` (6): [`Flow::ip_version`]. The parser produces
+    /// `inet` (4) or `inet6` (6): IPv6 if an address is IPv6 and not
+    /// IPv4-mapped. The parser produces
     /// no other value.
     IpVersion(u8),
 }
