@@ -315,6 +315,13 @@ impl<R: Read> CaptureReader<R> {
                 Inner::Ng(r) => r,
             };
             let offset = to_u64(rdr.consumed());
+            if self.state.pcapng && ng_block_too_short(rdr.data(), self.state.big_endian) {
+                // pcap-parser would subtract 12 from it (and overflow).
+                return Err(CaptureError::Malformed {
+                    offset,
+                    reason: "block length below the 12-byte minimum",
+                });
+            }
             let step = match rdr.next() {
                 Ok((len, block)) => {
                     Step::Block(len, self.state.handle_block(block, offset, &mut f))
@@ -503,6 +510,24 @@ impl State {
             Some(self.record_header_len + u64::from(caplen))
         }
     }
+}
+
+/// Whether the pcapng block at the start of `data` (other than a Section
+/// Header Block, whose byte order is its own and whose parser checks this)
+/// declares a length below 12 bytes, the size of its type and two lengths.
+fn ng_block_too_short(data: &[u8], big_endian: bool) -> bool {
+    let Some(&[t0, t1, t2, t3, l0, l1, l2, l3]) = data.first_chunk::<8>() else {
+        return false;
+    };
+    if u32::from_le_bytes([t0, t1, t2, t3]) == PCAPNG_SHB {
+        return false;
+    }
+    let len = if big_endian {
+        u32::from_be_bytes([l0, l1, l2, l3])
+    } else {
+        u32::from_le_bytes([l0, l1, l2, l3])
+    };
+    len < 12
 }
 
 /// The length of the pcapng block at the start of `data`, if its first 12 bytes are there.
@@ -1320,6 +1345,32 @@ mod tests {
     }
 
     // ---------------------------------------------------------------- link layers
+
+    #[test]
+    fn pcapng_blocks_shorter_than_their_header_are_malformed() {
+        // Found by the capture fuzzer: a Process Information Block (type
+        // 0x80000001) of declared length 5 made pcap-parser subtract 12.
+        let mut file = Vec::new();
+        // Section Header Block, little-endian, 28 bytes.
+        file.extend_from_slice(&0x0A0D_0D0Au32.to_le_bytes());
+        file.extend_from_slice(&28u32.to_le_bytes());
+        file.extend_from_slice(&0x1A2B_3C4Du32.to_le_bytes());
+        file.extend_from_slice(&[1, 0, 0, 0]);
+        file.extend_from_slice(&u64::MAX.to_le_bytes());
+        file.extend_from_slice(&28u32.to_le_bytes());
+        for len in [0u32, 4, 5, 11] {
+            let mut f = file.clone();
+            f.extend_from_slice(&0x8000_0001u32.to_le_bytes());
+            f.extend_from_slice(&len.to_le_bytes());
+            f.extend_from_slice(&[0; 16]);
+            match run(&f) {
+                Err(CaptureError::Malformed { offset: 28, reason }) => {
+                    assert!(reason.contains("12-byte"), "{reason}");
+                }
+                other => panic!("length {len}: {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn ethernet_ipv4_udp() {
