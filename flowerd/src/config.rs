@@ -347,7 +347,7 @@ mod tests {
             ("decoder.templates", &|c| c.decoder.templates = 0),
             ("decoder.domains", &|c| c.decoder.domains = usize::MAX),
             ("decoder.pending_bytes", &|c| {
-                c.decoder.pending_bytes = 1 << 40
+                c.decoder.pending_bytes = 1 << 40;
             }),
         ] {
             let e = check(f).unwrap_err();
