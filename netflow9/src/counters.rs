@@ -4,7 +4,8 @@ use crate::error::ErrorKind;
 
 /// Decoder-wide counters. They only go up, except `sequence_lost`: a late
 /// packet that fills a gap counted as lost takes one back (and counts in
-/// `sequence_reordered`).
+/// `sequence_reordered`). A duplicate of a packet already seen takes
+/// nothing back (it counts in `sequence_duplicates`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Counters {
@@ -41,8 +42,12 @@ pub struct Counters {
     /// Export packets missing according to sequence numbers (a late packet
     /// that arrives after all lowers it by one).
     pub sequence_lost: u64,
-    /// Export packets that arrived out of order.
+    /// Export packets that arrived out of order (late, and not seen before).
     pub sequence_reordered: u64,
+    /// Export packets whose sequence number was seen already (see
+    /// [`crate::DomainStats::sequence_duplicates`]); they change neither
+    /// `sequence_lost` nor `sequence_reordered`.
+    pub sequence_duplicates: u64,
     /// Exporter restarts detected (sys_uptime went backwards).
     pub exporter_restarts: u64,
     /// (exporter, Source ID) states evicted to make room.

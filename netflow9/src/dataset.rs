@@ -73,7 +73,9 @@ impl<'a> DataSet<'a> {
                 rest: self.body,
             })
         } else {
-            RecordBytes(Inner::Fixed(self.body.chunks_exact(len)))
+            RecordBytes(Inner::Fixed(
+                self.template.fixed_body(self.body).chunks_exact(len),
+            ))
         }
     }
 
@@ -82,7 +84,8 @@ impl<'a> DataSet<'a> {
     /// `None` for variable-length templates — use [`DataSet::record_bytes`].
     pub fn fixed_records(&self) -> Option<core::slice::ChunksExact<'a, u8>> {
         let len = self.template.record_len();
-        (!self.template.is_variable() && len > 0).then(|| self.body.chunks_exact(len))
+        (!self.template.is_variable() && len > 0)
+            .then(|| self.template.fixed_body(self.body).chunks_exact(len))
     }
 
     /// Each record, as the per-record API hands them out.

@@ -28,8 +28,12 @@ pub struct DomainStats {
     pub options_records: u64,
     /// Export packets missing by sequence number.
     pub sequence_lost: u64,
-    /// Export packets received out of order.
+    /// Export packets received out of order (late, and not seen before).
     pub sequence_reordered: u64,
+    /// Export packets whose sequence number was already seen among the last
+    /// [`SEQUENCE_WINDOW`] (duplicated by the network or resent): not a
+    /// loss, not a reordering, and they give no loss back.
+    pub sequence_duplicates: u64,
     /// Restarts detected.
     pub restarts: u64,
     /// Header `unix_secs` of the newest packet.
@@ -46,11 +50,18 @@ const BOOT_TIME_TOLERANCE_MS: i64 = 10_000;
 /// previous numbering.
 const SEQUENCE_CARRIES_ON: u32 = 100_000;
 
+/// How many sequence numbers before the expected one are remembered as
+/// seen or missing. A packet later than that counts as reordered but gives
+/// no loss back: whether it is a duplicate can no longer be told.
+pub const SEQUENCE_WINDOW: u32 = 128;
+
 /// The state kept per observation domain (opaque; see [`crate::Decoder::domains`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DomainState {
     seen: bool,
     expected: u32,
+    /// Bit `i` set: sequence number `expected - 1 - i` arrived.
+    window: u128,
     last_uptime: u32,
     pub(crate) samplers: Samplers,
     pub(crate) stats: DomainStats,
@@ -64,6 +75,8 @@ pub(crate) struct Observation {
     pub(crate) restarted: bool,
     /// A late packet filled a gap counted as lost earlier.
     pub(crate) retracted: bool,
+    /// The sequence number was seen already.
+    pub(crate) duplicate: bool,
 }
 
 impl DomainState {
@@ -73,6 +86,7 @@ impl DomainState {
         self.stats.packets += 1;
         if !self.seen {
             self.seen = true;
+            self.window = 0;
             self.accept(h);
             return o;
         }
@@ -92,6 +106,7 @@ impl DomainState {
             if !wrap && !carries_on && jump > BOOT_TIME_TOLERANCE_MS {
                 o.restarted = true;
                 self.stats.restarts += 1;
+                self.window = 0;
                 self.accept(h);
                 return o;
             }
@@ -102,20 +117,34 @@ impl DomainState {
         if diff >= 0 {
             o.lost = diff as u64;
             self.stats.sequence_lost += o.lost;
+            let shift = diff.unsigned_abs().saturating_add(1);
+            self.window = self.window.checked_shl(shift).unwrap_or(0);
             self.accept(h);
-        } else {
-            // A late packet fills a gap counted earlier.
-            o.reordered = true;
-            self.stats.sequence_reordered += 1;
-            if self.stats.sequence_lost > 0 {
-                self.stats.sequence_lost -= 1;
-                o.retracted = true;
-            }
+            return o;
+        }
+        // A late packet: it fills a gap counted earlier only if its number
+        // is one that is still missing; a number seen already is a
+        // duplicate, and must not cancel a real loss.
+        let back = self.expected.wrapping_sub(h.sequence_number) - 1;
+        let bit = 1u128.checked_shl(back).unwrap_or(0);
+        if bit != 0 && self.window & bit != 0 {
+            o.duplicate = true;
+            self.stats.sequence_duplicates += 1;
+            return o;
+        }
+        self.window |= bit;
+        o.reordered = true;
+        self.stats.sequence_reordered += 1;
+        if bit != 0 && self.stats.sequence_lost > 0 {
+            self.stats.sequence_lost -= 1;
+            o.retracted = true;
         }
         o
     }
 
+    /// Takes `h` as the newest packet (the window already shifted to it).
     fn accept(&mut self, h: &HeaderRepr) {
+        self.window |= 1;
         self.expected = h.sequence_number.wrapping_add(1);
         self.last_uptime = h.sys_uptime;
         self.stats.last_unix_secs = h.unix_secs;
@@ -150,6 +179,41 @@ mod tests {
         assert!(d.observe(&h(1, 1002, 100)).reordered);
         assert_eq!(d.stats.sequence_lost, 1);
         assert_eq!(d.stats.sequence_reordered, 1);
+    }
+
+    /// Regression: any number below the expected one gave a loss back, so
+    /// duplicates of a packet cancelled real losses (1, 3, 3, 3 → lost 0).
+    #[test]
+    fn duplicates_do_not_cancel_losses() {
+        let mut d = DomainState::default();
+        for seq in [1, 3, 3, 3] {
+            d.observe(&h(seq, 1000 + seq, 100));
+        }
+        let s = d.stats;
+        assert_eq!(
+            (s.sequence_lost, s.sequence_reordered, s.sequence_duplicates),
+            (1, 0, 2)
+        );
+        // 2 arrives late: a real gap filled once; again: a duplicate.
+        assert!(d.observe(&h(2, 1002, 100)).retracted);
+        let o = d.observe(&h(2, 1002, 100));
+        assert!(o.duplicate && !o.retracted && !o.reordered);
+        let s = d.stats;
+        assert_eq!(
+            (s.sequence_lost, s.sequence_reordered, s.sequence_duplicates),
+            (0, 1, 3)
+        );
+        // Older than the window: reordered, no loss given back.
+        let mut d = DomainState::default();
+        d.observe(&h(0, 1000, 100));
+        d.observe(&h(1000, 2000, 100));
+        assert_eq!(d.stats.sequence_lost, 999);
+        let o = d.observe(&h(5, 1010, 100));
+        assert!(o.reordered && !o.retracted);
+        let o = d.observe(&h(1000 - 50, 1950, 100));
+        assert!(o.reordered && o.retracted);
+        assert!(d.observe(&h(1000 - 50, 1950, 100)).duplicate);
+        assert_eq!(d.stats.sequence_lost, 998);
     }
 
     #[test]

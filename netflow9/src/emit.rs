@@ -1,7 +1,7 @@
 //! The encoder: builds export packets into a caller buffer, for tests,
 //! benchmarks, traffic generators and Rust exporters.
 
-use crate::template::Template;
+use crate::template::{Template, MAX_FIELDS};
 use crate::wire::flowset::FLOWSET_HEADER_LEN;
 use crate::wire::{FieldSpecifier, HeaderRepr, HEADER_LEN};
 use crate::{Error, ErrorKind, Result};
@@ -9,8 +9,10 @@ use crate::{Error, ErrorKind, Result};
 /// Builds one export packet: header, then Template, Options Template and
 /// Data FlowSets, with lengths, padding and the header's count filled in by
 /// [`PacketBuilder::finish`]. Consecutive records of the same kind share a
-/// FlowSet. On [`ErrorKind::BufferTooSmall`] nothing is written, so a caller
-/// can finish the packet and start a new one.
+/// FlowSet. On [`ErrorKind::BufferTooSmall`] or [`ErrorKind::TooLong`] (the
+/// packet, a FlowSet or the header's record count would overflow its 16
+/// bits) nothing is written, so a caller can finish the packet and start a
+/// new one. Whatever it accepts, the decoder reads back.
 ///
 /// ```
 /// use netflow9::{FieldSpecifier, FieldType, HeaderRepr, PacketBuilder, Template};
@@ -35,6 +37,9 @@ pub struct PacketBuilder<'b> {
 
 /// Worst-case padding at the end of a FlowSet.
 const MAX_PADDING: usize = 3;
+
+/// The most bytes a FlowSet (its 16-bit Length) or, here, a packet can have.
+const MAX_LEN: usize = u16::MAX as usize;
 
 impl<'b> PacketBuilder<'b> {
     /// Starts a packet with `header` (its `count` is replaced at `finish`).
@@ -78,6 +83,15 @@ impl<'b> PacketBuilder<'b> {
     }
 
     fn reserve(&mut self, id: u16, n: usize) -> Result<&mut [u8]> {
+        // RFC 3954 §5.3: "Length: the total length of this FlowSet" is 16
+        // bits; so is the header's count of records.
+        let flowset = match self.open {
+            Some((start, open)) if open == id => self.len - start + n + MAX_PADDING,
+            _ => FLOWSET_HEADER_LEN + n + MAX_PADDING,
+        };
+        if flowset > MAX_LEN || self.len + self.need(id, n) > MAX_LEN || self.records == u16::MAX {
+            return Err(Error::new(ErrorKind::TooLong, self.len));
+        }
         if self.len + self.need(id, n) > self.buf.len() {
             return Err(Error::new(ErrorKind::BufferTooSmall, self.len));
         }
@@ -90,7 +104,7 @@ impl<'b> PacketBuilder<'b> {
         }
         let at = self.len;
         self.len += n;
-        self.records = self.records.wrapping_add(1);
+        self.records += 1;
         let out = &mut self.buf[at..at + n];
         out.fill(0);
         Ok(out)
@@ -113,8 +127,12 @@ impl<'b> PacketBuilder<'b> {
     /// Adds a Template record.
     ///
     /// # Errors
-    /// [`ErrorKind::BufferTooSmall`].
+    /// [`ErrorKind::BufferTooSmall`], [`ErrorKind::TooLong`];
+    /// [`ErrorKind::TemplateId`] below 256; [`ErrorKind::EmptyTemplate`] or
+    /// [`ErrorKind::TooManyFields`] (over [`MAX_FIELDS`]): what the decoder
+    /// would reject.
     pub fn template(&mut self, template_id: u16, fields: &[FieldSpecifier]) -> Result<()> {
+        self.check_template(template_id, fields.len())?;
         let out = self.reserve(0, 4 + 4 * fields.len())?;
         out[..2].copy_from_slice(&template_id.to_be_bytes());
         out[2..4].copy_from_slice(&(fields.len() as u16).to_be_bytes());
@@ -127,13 +145,14 @@ impl<'b> PacketBuilder<'b> {
     /// Adds an Options Template record.
     ///
     /// # Errors
-    /// [`ErrorKind::BufferTooSmall`].
+    /// As [`PacketBuilder::template`].
     pub fn options_template(
         &mut self,
         template_id: u16,
         scope: &[FieldSpecifier],
         fields: &[FieldSpecifier],
     ) -> Result<()> {
+        self.check_template(template_id, scope.len() + fields.len())?;
         let out = self.reserve(1, 6 + 4 * (scope.len() + fields.len()))?;
         out[..2].copy_from_slice(&template_id.to_be_bytes());
         out[2..4].copy_from_slice(&((4 * scope.len()) as u16).to_be_bytes());
@@ -144,12 +163,25 @@ impl<'b> PacketBuilder<'b> {
         Ok(())
     }
 
+    fn check_template(&self, template_id: u16, fields: usize) -> Result<()> {
+        let kind = if template_id < 256 {
+            ErrorKind::TemplateId
+        } else if fields == 0 {
+            ErrorKind::EmptyTemplate
+        } else if fields > MAX_FIELDS {
+            ErrorKind::TooManyFields
+        } else {
+            return Ok(());
+        };
+        Err(Error::new(kind, self.len))
+    }
+
     /// Adds the record that defines `template` (Template or Options Template).
     ///
     /// # Errors
     /// [`ErrorKind::BufferTooSmall`].
     pub fn template_of(&mut self, template: &Template) -> Result<()> {
-        let mut all = [FieldSpecifier::default(); crate::template::MAX_FIELDS];
+        let mut all = [FieldSpecifier::default(); MAX_FIELDS];
         let n = template.field_count();
         for (d, s) in all.iter_mut().zip(template.fields()) {
             *d = s;
@@ -165,7 +197,8 @@ impl<'b> PacketBuilder<'b> {
     /// Adds a data record of template `template_id`, copied from `record`.
     ///
     /// # Errors
-    /// [`ErrorKind::BufferTooSmall`]; [`ErrorKind::TemplateId`] below 256.
+    /// [`ErrorKind::BufferTooSmall`], [`ErrorKind::TooLong`];
+    /// [`ErrorKind::TemplateId`] below 256.
     pub fn record(&mut self, template_id: u16, record: &[u8]) -> Result<()> {
         if template_id < 256 {
             return Err(Error::new(ErrorKind::TemplateId, self.len));
@@ -266,6 +299,55 @@ mod tests {
             "two records, two bytes of padding"
         );
         assert!(sets.next().is_none());
+    }
+
+    /// Regression: FlowSet lengths were cast `as u16` and the count
+    /// wrapped, so the builder emitted packets the decoder misreads.
+    #[test]
+    fn lengths_and_counts_that_do_not_fit_16_bits_are_refused() {
+        extern crate std;
+        let mut buf = std::vec![0u8; 80_000];
+        let mut b = PacketBuilder::new(&mut buf, HeaderRepr::default()).unwrap();
+        let mut n = 0;
+        let err = loop {
+            match b.record(300, &[1; 1000]) {
+                Ok(()) => n += 1,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind, ErrorKind::TooLong);
+        assert_eq!(n, 65);
+        let len = b.finish().unwrap();
+        let p = PacketHeader::new_checked(&buf[..len]).unwrap();
+        let set = FlowSetIter::new(p.payload()).next().unwrap().unwrap();
+        assert_eq!(set.body().len(), 65_000);
+        assert_eq!(p.count(), 65);
+
+        let mut b = PacketBuilder::new(&mut buf, HeaderRepr::default()).unwrap();
+        let mut n = 0u32;
+        let err = loop {
+            match b.record(300, &[]) {
+                Ok(()) => n += 1,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!((err.kind, n), (ErrorKind::TooLong, 65_535));
+
+        let mut b = PacketBuilder::new(&mut buf, HeaderRepr::default()).unwrap();
+        let f = FieldSpecifier::new(FieldType::IN_BYTES, 4);
+        let kind = |r: Result<()>| r.unwrap_err().kind;
+        assert_eq!(kind(b.template(255, &[f])), ErrorKind::TemplateId);
+        assert_eq!(kind(b.template(256, &[])), ErrorKind::EmptyTemplate);
+        assert_eq!(
+            kind(b.template(256, &[f; MAX_FIELDS + 1])),
+            ErrorKind::TooManyFields
+        );
+        assert_eq!(
+            kind(b.options_template(1, &[f], &[f])),
+            ErrorKind::TemplateId
+        );
+        assert!(b.is_empty());
+        b.template(256, &[f; MAX_FIELDS]).unwrap();
     }
 
     #[test]

@@ -33,11 +33,17 @@ pub enum ErrorKind {
     VariableLength,
     /// The caller's buffer is too small for what the encoder was asked to emit.
     BufferTooSmall,
+    /// A data FlowSet ends with 4 bytes or more that are neither a whole
+    /// record nor zero padding (the records before them are decoded).
+    RecordRemainder,
+    /// The encoder was asked for a FlowSet or packet over 65 535 bytes,
+    /// or for more records than the header's 16-bit count holds.
+    TooLong,
 }
 
 impl ErrorKind {
     /// Number of distinct kinds, for per-kind counters.
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 13;
 
     /// A dense index in `0..COUNT`, for per-kind counter arrays.
     ///
@@ -60,6 +66,8 @@ impl ErrorKind {
             ErrorKind::RecordLength => 8,
             ErrorKind::VariableLength => 9,
             ErrorKind::BufferTooSmall => 10,
+            ErrorKind::RecordRemainder => 11,
+            ErrorKind::TooLong => 12,
         }
     }
 
@@ -82,6 +90,8 @@ impl ErrorKind {
         "record_length",
         "variable_length",
         "buffer_too_small",
+        "record_remainder",
+        "too_long",
     ];
 }
 
@@ -123,6 +133,10 @@ impl fmt::Display for ErrorKind {
             ErrorKind::RecordLength => f.write_str("record longer than 65535 bytes"),
             ErrorKind::VariableLength => f.write_str("variable-length field runs past the record"),
             ErrorKind::BufferTooSmall => f.write_str("output buffer too small"),
+            ErrorKind::RecordRemainder => {
+                f.write_str("bytes after the last record are neither a record nor padding")
+            }
+            ErrorKind::TooLong => f.write_str("FlowSet or packet over 65535 bytes"),
         }
     }
 }
@@ -153,6 +167,8 @@ mod tests {
             ErrorKind::RecordLength,
             ErrorKind::VariableLength,
             ErrorKind::BufferTooSmall,
+            ErrorKind::RecordRemainder,
+            ErrorKind::TooLong,
         ];
         for (i, k) in kinds.iter().enumerate() {
             assert_eq!(k.index(), i);

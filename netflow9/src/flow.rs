@@ -69,7 +69,11 @@ pub struct Flow {
     pub out_bytes: u64,
     /// OUT_PKTS (24), by the same rule.
     pub out_packets: u64,
-    /// First packet, Unix milliseconds.
+    /// First packet, Unix milliseconds: from flowStartMilliseconds (152),
+    /// flowStartMicroseconds (154, an NTP timestamp as RFC 7011 defines
+    /// it; values too small to be one are taken as Unix µs),
+    /// flowStartSeconds (150), else FIRST_SWITCHED (22) with the header's
+    /// uptime.
     pub first_ms: u64,
     /// Last packet, Unix milliseconds.
     pub last_ms: u64,
@@ -108,6 +112,27 @@ impl Default for Flow {
             sampling_interval: 1,
         }
     }
+}
+
+/// Seconds from the NTP era 0 (1900-01-01) to the Unix epoch.
+const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+
+/// flowStart/EndMicroseconds (154/155) to Unix ms. RFC 7011 §6.1.9:
+/// dateTimeMicroseconds "is encoded as a 64-bit unsigned integer in the NTP
+/// Timestamp format" (seconds since 1900 in the high 32 bits, a 2⁻³² s
+/// fraction in the low 32 bits, of which only the top 20 bits count).
+/// Sanity check: a high word below the NTP seconds of 1970 cannot be an NTP
+/// time of this era, but is what Unix microseconds (up to year 2106) look
+/// like, which some exporters send: those are read as such.
+#[inline]
+fn micros_to_unix_ms(v: u64) -> u64 {
+    let secs = v >> 32;
+    if secs < NTP_UNIX_OFFSET {
+        return v / 1000;
+    }
+    // The fraction's microsecond resolution: mask the 12 low bits.
+    let frac = v & 0xffff_f000;
+    (secs - NTP_UNIX_OFFSET) * 1000 + ((frac * 1000) >> 32)
 }
 
 impl Flow {
@@ -194,7 +219,7 @@ impl FlowLayout {
             if let Some(v) = self.read(ms, rec) {
                 return v;
             } else if let Some(v) = self.read(us, rec) {
-                return v / 1000;
+                return micros_to_unix_ms(v);
             } else if let Some(v) = self.read(s, rec) {
                 return v.saturating_mul(1000);
             }
@@ -468,5 +493,31 @@ mod tests {
         assert_eq!(f.out_bytes, 7);
         assert_eq!(f.sampling_interval, 1);
         assert_eq!(f.first_ms, 1_709_294_536_000, "no time fields: export time");
+    }
+    /// Regression: flowStartMicroseconds was read as Unix microseconds;
+    /// it is an NTP timestamp (RFC 7011 §6.1.9).
+    #[test]
+    fn microsecond_times_are_ntp() {
+        let unix = 1_700_000_000u64;
+        let ntp = ((unix + NTP_UNIX_OFFSET) << 32) | (1 << 31); // + 0.5 s
+        assert_eq!(micros_to_unix_ms(ntp), unix * 1000 + 500);
+        assert_eq!(
+            micros_to_unix_ms((unix + NTP_UNIX_OFFSET) << 32),
+            unix * 1000
+        );
+        // Unix microseconds from a non-conforming exporter still work.
+        assert_eq!(
+            micros_to_unix_ms(unix * 1_000_000 + 250_000),
+            unix * 1000 + 250
+        );
+        let l = FlowLayout::build([(154, 0, 8), (155, 8, 8)].into_iter());
+        let mut rec = [0u8; 16];
+        rec[..8].copy_from_slice(&ntp.to_be_bytes());
+        rec[8..].copy_from_slice(&(ntp + (1 << 32)).to_be_bytes());
+        let f = l.flow(RecordBytes::alone(&rec), &ctx(), 300, None);
+        assert_eq!(
+            (f.first_ms, f.last_ms),
+            (unix * 1000 + 500, unix * 1000 + 1500)
+        );
     }
 }

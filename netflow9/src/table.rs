@@ -71,6 +71,11 @@ impl Hasher for FxHasher {
 }
 
 impl FxHasher {
+    /// A hasher starting from `seed`.
+    pub(crate) const fn new(seed: u64) -> Self {
+        FxHasher(seed)
+    }
+
     #[inline]
     fn add(&mut self, w: u64) {
         self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);

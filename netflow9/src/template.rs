@@ -245,8 +245,8 @@ impl Template {
     }
 
     /// Splits the front of `data` into one record and the rest, or `None` when
-    /// what is left is padding (shorter than a record, or all zeros for a
-    /// variable-length template).
+    /// what is left is padding (shorter than a record, at most 3 zero bytes,
+    /// or all zeros for a variable-length template).
     #[inline]
     pub(crate) fn split_record<'a>(&self, data: &'a [u8]) -> Option<Result<(&'a [u8], &'a [u8])>> {
         let len = self.record_len();
@@ -254,6 +254,12 @@ impl Template {
             return None;
         }
         if !self.variable {
+            // Records of 1 to 3 bytes: RFC 3954 §5.3 "Padding [...] SHOULD
+            // be zero"; up to 3 zero bytes at the end are padding, not
+            // records. (Only a short rest can be: no cost for longer records.)
+            if data.len() < 4 && crate::wire::is_padding(data) {
+                return None;
+            }
             return Some(Ok(data.split_at(len)));
         }
         if crate::wire::is_padding(data) {
@@ -277,6 +283,22 @@ impl Template {
             pos += prefix + n;
         }
         Some(Ok(data.split_at(pos)))
+    }
+
+    /// The records of a fixed-length template's FlowSet body, without the
+    /// trailing padding: for records shorter than 4 bytes, up to 3 zero
+    /// bytes at the end are padding (as in [`Template::split_record`]);
+    /// any remainder shorter than a record is left out by the caller.
+    #[inline]
+    pub(crate) fn fixed_body<'a>(&self, body: &'a [u8]) -> &'a [u8] {
+        let len = self.record_len();
+        if len >= 4 || len == 0 {
+            return body;
+        }
+        let zeros = body.iter().rev().take(3).take_while(|&&b| b == 0).count();
+        let whole = body.len() / len * len;
+        let end = (body.len() - zeros).div_ceil(len) * len;
+        body.get(..end.min(whole)).unwrap_or(body)
     }
 
     /// True if `wire` defines exactly this template: same kind, ID, scope
@@ -418,6 +440,41 @@ mod tests {
         assert_eq!(
             t.split_record(&[9, 1, 0, 0]).unwrap().unwrap_err().kind,
             ErrorKind::VariableLength
+        );
+    }
+
+    /// Regression: with records of 1 to 3 bytes, the padding that the
+    /// encoder writes was decoded as records.
+    #[test]
+    fn short_records_and_padding() {
+        let t = Template::new(300, &[f(4, 1)]).unwrap();
+        let count = |body: &[u8]| {
+            let mut rest = body;
+            let mut n = 0;
+            while let Some(Ok((_, more))) = t.split_record(rest) {
+                rest = more;
+                n += 1;
+            }
+            assert_eq!(t.fixed_body(body).len(), n, "{body:?}");
+            n
+        };
+        assert_eq!(count(&[6, 0, 0, 0]), 1);
+        assert_eq!(count(&[6, 17, 0, 0]), 2);
+        assert_eq!(count(&[6, 17, 1, 0]), 3);
+        assert_eq!(count(&[6, 17, 1, 2]), 4);
+        assert_eq!(count(&[0, 0, 0, 0]), 1);
+        assert_eq!(count(&[6, 0, 0, 0, 0, 0, 0, 0]), 5);
+        assert_eq!(count(&[6, 0, 0, 1]), 4, "not padding: not zero");
+        let t = Template::new(300, &[f(4, 1), f(7, 2)]).unwrap();
+        let mut rest: &[u8] = &[6, 0, 80, 0];
+        let (r, more) = t.split_record(rest).unwrap().unwrap();
+        assert_eq!((r, more), (&[6, 0, 80][..], &[0][..]));
+        rest = more;
+        assert!(t.split_record(rest).is_none());
+        assert_eq!(t.fixed_body(&[6, 0, 80, 0]), &[6, 0, 80]);
+        assert_eq!(
+            t.fixed_body(&[6, 0, 80, 0, 0, 0, 0, 0]),
+            &[6, 0, 80, 0, 0, 0]
         );
     }
 

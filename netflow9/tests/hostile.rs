@@ -690,7 +690,7 @@ fn pending_overflow_drops_the_oldest() {
 }
 
 #[test]
-fn pending_flowsets_expire_by_the_exporters_clock() {
+fn pending_flowsets_expire_by_the_newest_clock() {
     let mut d = Decoder::new(Config {
         pending_max_age_secs: 60,
         ..small()
@@ -706,13 +706,15 @@ fn pending_flowsets_expire_by_the_exporters_clock() {
         &raw(at(0, 1000, 0), &flowset(370, &rec_time(1, 0, 0))),
     );
     assert_eq!(d.pending_flowsets(), 1);
-    // Other observation domains' clocks do not age it.
-    run(&mut d, v4(2), &raw(at(0, 5000, 0), &[]));
-    run(&mut d, v4(1), &raw(at(0, 5000, 1), &[]));
-    // Exactly the maximum age: still waiting.
-    run(&mut d, v4(1), &raw(at(1, 1060, 0), &[]));
+    // An exporter whose clock is behind does not age it, nor turn the
+    // clock back.
+    run(&mut d, v4(2), &raw(at(0, 900, 0), &[]));
+    // Exactly the maximum age, by another domain's clock: still waiting.
+    run(&mut d, v4(1), &raw(at(0, 1060, 1), &[]));
     assert_eq!((d.pending_flowsets(), d.counters().pending_expired), (1, 0));
-    run(&mut d, v4(1), &raw(at(2, 1061, 0), &[]));
+    // Exporter 1 went quiet: the newest clock of anyone expires its data
+    // (before, only a later packet of the same domain could).
+    run(&mut d, v4(2), &raw(at(1, 1061, 0), &[]));
     assert_eq!((d.pending_flowsets(), d.counters().pending_expired), (0, 1));
     let (_, seen) = run(
         &mut d,
@@ -1105,4 +1107,150 @@ fn random_garbage_keeps_the_counters_consistent() {
     ] {
         assert!(c.malformed(kind) > 0, "{kind:?}: {c:?}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Review findings (the reviewer's demo inputs)
+
+/// Data buffered before an exporter restart was replayed with the
+/// post-restart template of the same ID (wrong fields); samplers survived.
+#[test]
+fn restart_drops_pending_data_and_samplers() {
+    let mut d = Decoder::new(small());
+    let e = v4(1);
+    // A sampler, then data for 300 (IN_BYTES, IN_PKTS) without its template.
+    let opts = [
+        f(FieldType::SAMPLING_INTERVAL, 4),
+        f(FieldType::SAMPLING_ALGORITHM, 1),
+    ];
+    let p = raw(
+        hdr(500, T, 5_000_000),
+        &[
+            flowset(1, &options_record(400, &[f(FieldType(1), 4)], &opts)),
+            flowset(400, &[0, 0, 0, 0, 0, 0, 0, 100, 2, 0, 0, 0]),
+            flowset(300, &[0, 0, 5, 220, 0, 0, 0, 3]),
+        ]
+        .concat(),
+    );
+    run(&mut d, e, &p);
+    assert_eq!(d.pending_flowsets(), 1);
+    assert_eq!(d.domains().next().unwrap().2.iter().count(), 1);
+    // Restart: uptime back, sequence from 0, template 300 = IN_PKTS, IN_BYTES.
+    let t = template_record(300, &[f(FieldType::IN_PKTS, 4), f(FieldType::IN_BYTES, 4)]);
+    let (s, seen) = run(&mut d, e, &raw(hdr(0, T + 30, 2_000), &flowset(0, &t)));
+    assert!(seen.is_empty(), "pre-restart data is not decoded: {seen:?}");
+    assert_eq!(s.records, 0);
+    let c = d.counters();
+    assert_eq!((c.exporter_restarts, c.pending_expired), (1, 1));
+    assert_eq!(d.pending_flowsets(), 0);
+    assert_eq!(d.domains().next().unwrap().2.iter().count(), 0);
+}
+
+/// One unusable template record stopped the rest of its Template FlowSet.
+#[test]
+fn bad_template_record_does_not_stop_the_flowset() {
+    let mut d = Decoder::new(Config {
+        max_fields: 4,
+        ..small()
+    });
+    let body = [
+        template_record(300, &[f(FieldType::IN_BYTES, 0)]), // record length 0
+        template_record(301, &[f(FieldType::IN_BYTES, 4)]),
+        template_record(200, &[f(FieldType::IN_BYTES, 4)]), // reserved ID
+        template_record(302, &[f(FieldType::IN_PKTS, 4); 5]), // too many
+        template_record(303, &[]),                          // no fields
+        template_record(304, &[f(FieldType::IN_PKTS, 4)]),
+    ]
+    .concat();
+    let p = raw(
+        hdr(0, T, 1000),
+        &[
+            flowset(0, &body),
+            flowset(301, &[0, 0, 0, 9]),
+            flowset(304, &[0, 0, 0, 7]),
+        ]
+        .concat(),
+    );
+    let (s, seen) = run(&mut d, v4(1), &p);
+    assert_eq!((s.templates, s.records, s.errors), (2, 2, 4));
+    assert_eq!(s.first_error.unwrap().kind, ErrorKind::RecordLength);
+    assert_eq!(seen[0].flow.bytes, 9);
+    assert_eq!(seen[1].flow.packets, 7);
+    let c = d.counters();
+    for kind in [
+        ErrorKind::RecordLength,
+        ErrorKind::TemplateId,
+        ErrorKind::TooManyFields,
+        ErrorKind::EmptyTemplate,
+    ] {
+        assert_eq!(c.malformed(kind), 1, "{kind:?}");
+    }
+}
+
+/// Replayed records were missing from the domain's counters, and their
+/// errors were not counted.
+#[test]
+fn replayed_records_are_counted_like_the_others() {
+    let mut d = Decoder::new(small());
+    let t = template_record(300, &[f(FieldType::IN_BYTES, 4)]);
+    // Data first (with 4 stray bytes after the records), then its template.
+    let p = raw(
+        hdr(0, T, 1000),
+        &[
+            flowset(300, &[0, 0, 5, 220, 0, 0, 0, 1, 9, 9, 9]),
+            flowset(0, &t),
+        ]
+        .concat(),
+    );
+    let (s, seen) = run(&mut d, v4(1), &p);
+    assert_eq!((s.records, seen.len()), (2, 2));
+    assert!(seen.iter().all(|r| r.replayed));
+    let (_, st, _) = d.domains().next().unwrap();
+    assert_eq!(st.records, 2);
+    assert_eq!((d.counters().records, st.records), (2, 2));
+    // The 3 trailing bytes are padding; now 5 that are not.
+    let p = raw(
+        hdr(1, T, 1001),
+        &[
+            flowset(301, &[0, 0, 0, 0, 0, 0, 0, 1, 7, 7, 7, 7, 7]),
+            flowset(0, &template_record(301, &[f(FieldType::IN_BYTES, 8)])),
+        ]
+        .concat(),
+    );
+    let (s, _) = run(&mut d, v4(1), &p);
+    assert_eq!((s.records, s.errors), (1, 1));
+    assert_eq!(s.first_error.unwrap().kind, ErrorKind::RecordRemainder);
+    assert_eq!(d.counters().malformed(ErrorKind::RecordRemainder), 1);
+    assert_eq!(d.domains().next().unwrap().1.records, 3);
+}
+
+/// A duplicated packet gave back a loss: 1, 3, 3, 3 → lost 0.
+#[test]
+fn duplicate_packets_do_not_cancel_losses() {
+    let mut d = Decoder::new(small());
+    for seq in [1u32, 3, 3, 3] {
+        run(&mut d, v4(1), &raw(hdr(seq, T, 1000 + seq), &[]));
+    }
+    let c = d.counters();
+    assert_eq!(
+        (c.sequence_lost, c.sequence_reordered, c.sequence_duplicates),
+        (1, 0, 2)
+    );
+    run(&mut d, v4(1), &raw(hdr(2, T, 1002), &[]));
+    let c = d.counters();
+    assert_eq!((c.sequence_lost, c.sequence_reordered), (0, 1));
+}
+
+/// Records of 1 byte: the encoder pads, the decoder read the padding as
+/// records.
+#[test]
+fn one_byte_records_and_padding() {
+    let p = build(hdr(0, T, 1000), |p| {
+        p.template(300, &[f(FieldType::PROTOCOL, 1)]).unwrap();
+        p.record(300, &[6]).unwrap();
+    });
+    let mut d = Decoder::new(small());
+    let (s, seen) = run(&mut d, v4(1), &p);
+    assert_eq!((s.header.count, s.records, seen.len()), (2, 1, 1));
+    assert_eq!(s.errors, 0);
 }

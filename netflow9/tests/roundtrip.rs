@@ -211,7 +211,14 @@ impl Model<'_> {
         if let Some(v) = self.uint(ms) {
             v
         } else if let Some(v) = self.uint(us) {
-            v / 1000
+            // RFC 7011 §6.1.9: NTP timestamp (seconds since 1900, 2^-32
+            // fraction at µs resolution); smaller values are Unix µs.
+            const NTP_UNIX: u64 = 2_208_988_800;
+            if v >> 32 >= NTP_UNIX {
+                ((v >> 32) - NTP_UNIX) * 1000 + (((v & 0xffff_f000) * 1000) >> 32)
+            } else {
+                v / 1000
+            }
         } else if let Some(v) = self.uint(s) {
             v.saturating_mul(1000)
         } else if let Some(v) = self.uint(switched) {

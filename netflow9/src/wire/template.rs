@@ -138,7 +138,11 @@ impl AnyTemplate<'_> {
 }
 
 /// Iterates the records of a Template (ID 0) or Options Template (ID 1)
-/// FlowSet body. Stops at the first error and at trailing padding.
+/// FlowSet body. A record that is whole but unusable (Template ID below 256,
+/// no fields, more than `max_fields`) is reported as an error and stepped
+/// over; a record whose end cannot be found (truncated, or an Options
+/// Template with lengths that are not multiples of 4) ends the iteration.
+/// Stops at trailing padding.
 ///
 /// ```
 /// use netflow9::wire::TemplateRecordIter;
@@ -181,26 +185,41 @@ impl<'a> TemplateRecordIter<'a> {
         Some(Err(Error::new(kind, at)))
     }
 
+    /// Steps over a record whose length is known but which cannot be
+    /// used, reporting it; the records after it are still read.
+    fn skip(
+        &mut self,
+        rest: &'a [u8],
+        len: usize,
+        kind: ErrorKind,
+        at: usize,
+    ) -> Option<Result<AnyTemplate<'a>>> {
+        self.rest = rest;
+        self.offset += len;
+        Some(Err(Error::new(kind, at)))
+    }
+
     fn next_template(&mut self) -> Option<Result<AnyTemplate<'a>>> {
         let offset = self.offset;
         let Ok((fields, (template_id, count))) = parse_template_header(self.rest) else {
             return self.fail(ErrorKind::TruncatedTemplate, offset);
         };
-        if template_id < 256 {
-            return self.fail(ErrorKind::TemplateId, offset);
-        }
-        if count == 0 {
-            return self.fail(ErrorKind::EmptyTemplate, offset + 2);
-        }
-        if usize::from(count) > self.max_fields {
-            return self.fail(ErrorKind::TooManyFields, offset + 2);
-        }
         let len = usize::from(count) * FIELD_SPECIFIER_LEN;
         let (Some(f), Some(rest)) = (fields.get(..len), fields.get(len..)) else {
             return self.fail(ErrorKind::TruncatedTemplate, offset + TEMPLATE_HEADER_LEN);
         };
+        let record_len = TEMPLATE_HEADER_LEN + len;
+        if template_id < 256 {
+            return self.skip(rest, record_len, ErrorKind::TemplateId, offset);
+        }
+        if count == 0 {
+            return self.skip(rest, record_len, ErrorKind::EmptyTemplate, offset + 2);
+        }
+        if usize::from(count) > self.max_fields {
+            return self.skip(rest, record_len, ErrorKind::TooManyFields, offset + 2);
+        }
         self.rest = rest;
-        self.offset = offset + TEMPLATE_HEADER_LEN + len;
+        self.offset = offset + record_len;
         Some(Ok(AnyTemplate::Template(TemplateRecord {
             template_id,
             fields: f,
@@ -214,22 +233,13 @@ impl<'a> TemplateRecordIter<'a> {
         else {
             return self.fail(ErrorKind::TruncatedTemplate, offset);
         };
-        if template_id < 256 {
-            return self.fail(ErrorKind::TemplateId, offset);
-        }
         let (scope_len, option_len) = (usize::from(scope_len), usize::from(option_len));
         // RFC 3954 §6.1: "Option Scope Length: The length in bytes of any Scope
         // field definition contained in the Options Template Record"; each
-        // definition is 4 bytes.
+        // definition is 4 bytes. Lengths that are not cannot be trusted to
+        // find the next record either: stop.
         if scope_len % FIELD_SPECIFIER_LEN != 0 || option_len % FIELD_SPECIFIER_LEN != 0 {
             return self.fail(ErrorKind::OptionsLength, offset + 2);
-        }
-        let count = (scope_len + option_len) / FIELD_SPECIFIER_LEN;
-        if count == 0 {
-            return self.fail(ErrorKind::EmptyTemplate, offset + 2);
-        }
-        if count > self.max_fields {
-            return self.fail(ErrorKind::TooManyFields, offset + 2);
         }
         let total = scope_len + option_len;
         let (Some(all), Some(rest)) = (fields.get(..total), fields.get(total..)) else {
@@ -238,11 +248,22 @@ impl<'a> TemplateRecordIter<'a> {
                 offset + OPTIONS_TEMPLATE_HEADER_LEN,
             );
         };
+        let record_len = OPTIONS_TEMPLATE_HEADER_LEN + total;
+        if template_id < 256 {
+            return self.skip(rest, record_len, ErrorKind::TemplateId, offset);
+        }
+        let count = total / FIELD_SPECIFIER_LEN;
+        if count == 0 {
+            return self.skip(rest, record_len, ErrorKind::EmptyTemplate, offset + 2);
+        }
+        if count > self.max_fields {
+            return self.skip(rest, record_len, ErrorKind::TooManyFields, offset + 2);
+        }
         let (scope, options) = all.split_at(scope_len);
         // RFC 3954 §6.1: the Options Template record is padded to a 4-byte
         // boundary; the padding is only at the end of the FlowSet.
         self.rest = rest;
-        self.offset = offset + OPTIONS_TEMPLATE_HEADER_LEN + total;
+        self.offset = offset + record_len;
         Some(Ok(AnyTemplate::Options(OptionsTemplateRecord {
             template_id,
             scope,
@@ -314,6 +335,37 @@ mod tests {
     }
 
     #[test]
+    fn unusable_records_are_skipped() {
+        // id 9 (reserved), then id 257 with no fields, then too many, then a good one
+        let body = [
+            0, 9, 0, 1, 0, 1, 0, 4, 1, 1, 0, 0, 1, 2, 0, 2, 0, 1, 0, 4, 0, 2, 0, 4, 1, 3, 0, 1, 0,
+            1, 0, 4,
+        ];
+        let got: [core::result::Result<u16, ErrorKind>; 4] = {
+            let mut it = TemplateRecordIter::templates(&body, 24, 1)
+                .map(|r| r.map(|t| t.template_id()).map_err(|e| e.kind));
+            [(); 4].map(|()| it.next().unwrap())
+        };
+        assert_eq!(
+            got,
+            [
+                Err(ErrorKind::TemplateId),
+                Err(ErrorKind::EmptyTemplate),
+                Err(ErrorKind::TooManyFields),
+                Ok(259)
+            ]
+        );
+        // options: reserved id, then a good one
+        let body = [
+            0, 2, 0, 4, 0, 4, 0, 1, 0, 4, 0, 34, 0, 4, 1, 0, 0, 0, 0, 4, 0, 34, 0, 4,
+        ];
+        let mut it = TemplateRecordIter::options(&body, 0, 8);
+        assert_eq!(it.next().unwrap().unwrap_err().offset, 0);
+        assert_eq!(it.next().unwrap().unwrap().template_id(), 256);
+        assert!(it.next().is_none());
+    }
+
+    #[test]
     fn hostile_templates() {
         assert_eq!(
             first(&[1, 0, 0, 0], false, 8).unwrap_err().kind,
@@ -323,9 +375,19 @@ mod tests {
             first(&[0, 9, 0, 1, 0, 1, 0, 4], false, 8).unwrap_err().kind,
             ErrorKind::TemplateId
         );
+        let mut nine = [0u8; 40];
+        nine[..4].copy_from_slice(&[1, 0, 0, 9]);
+        for f in nine[4..].chunks_exact_mut(4) {
+            f.copy_from_slice(&[0, 1, 0, 4]);
+        }
         assert_eq!(
-            first(&[1, 0, 0, 9, 0, 1, 0, 4], false, 8).unwrap_err().kind,
+            first(&nine, false, 8).unwrap_err().kind,
             ErrorKind::TooManyFields
+        );
+        assert_eq!(
+            first(&nine[..8], false, 8).unwrap_err().kind,
+            ErrorKind::TruncatedTemplate,
+            "a record cut short is truncated, whatever else is wrong"
         );
         assert_eq!(
             first(&[1, 0, 0, 2, 0, 1, 0, 4], false, 8).unwrap_err().kind,
