@@ -330,7 +330,9 @@ fuzz_target!(|d: Description| {
                 let mut tail = body.len();
                 while expected[t].len() > before
                     && tail + rl < 4
-                    && expected[t].last().is_some_and(|r| r.iter().all(|&b| b == 0))
+                    && expected[t]
+                        .last()
+                        .is_some_and(|r| r.iter().all(|&b| b == 0))
                 {
                     expected[t].pop();
                     tail += rl;
