@@ -160,7 +160,7 @@ fn cached<'c>(
         std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
         std::collections::hash_map::Entry::Vacant(v) => {
             let cfg = store.inner.cfg;
-            let delta = (sealed(store, 1, b)? || sealed(store, 2, b)?).then(Box::default);
+            let delta = in_sealed_window(store, b)?.then(Box::default);
             v.insert(match load_rollup(store, b, cfg.group_cap)? {
                 // A stored bucket is already cut to its top groups.
                 Some(r) => Cached {
@@ -1244,10 +1244,11 @@ fn is_sealed(txn: &heed::RoTxn<'_>, store: &Store, tier: u8, bucket_ms: u64) -> 
     Ok(store.inner.dbs.rollup_index.get(txn, &key)?.is_some())
 }
 
-/// [`is_sealed`] in a read transaction of its own.
-fn sealed(store: &Store, tier: u8, bucket_ms: u64) -> Result<bool> {
+/// Whether the 5-minute or the hourly window holding `bucket_ms` is sealed,
+/// in one read transaction.
+fn in_sealed_window(store: &Store, bucket_ms: u64) -> Result<bool> {
     let txn = store.inner.env.read_txn()?;
-    is_sealed(&txn, store, tier, bucket_ms)
+    Ok(is_sealed(&txn, store, 1, bucket_ms)? || is_sealed(&txn, store, 2, bucket_ms)?)
 }
 
 /// Marks the `tier` window starting at `window_ms` sealed.

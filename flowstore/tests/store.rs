@@ -27,7 +27,8 @@ fn flows_of(name: &str) -> Vec<Flow> {
     flows
 }
 
-fn store_with(flows: &[Flow], batch: usize) -> (tempfile::TempDir, Store) {
+/// An empty store in a temporary directory, without fsync.
+fn empty_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(
         dir.path(),
@@ -37,6 +38,11 @@ fn store_with(flows: &[Flow], batch: usize) -> (tempfile::TempDir, Store) {
         },
     )
     .unwrap();
+    (dir, store)
+}
+
+fn store_with(flows: &[Flow], batch: usize) -> (tempfile::TempDir, Store) {
+    let (dir, store) = empty_store();
     {
         let mut w = store.writer().unwrap();
         for chunk in flows.chunks(batch) {
@@ -483,15 +489,7 @@ fn rollup_answers_outlive_the_minute_tier_and_see_new_data() {
 #[test]
 fn hostile_times_and_counters_are_stored_without_overflow() {
     let flows = flows_of("softflowd-v9");
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(
-        dir.path(),
-        StoreConfig {
-            sync: false,
-            ..StoreConfig::default()
-        },
-    )
-    .unwrap();
+    let (_dir, store) = empty_store();
     let mut w = store.writer().unwrap();
     let before = now_secs() * 1000;
     let hostile = [
