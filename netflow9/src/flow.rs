@@ -3,7 +3,7 @@
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::layout::{bit, role, FlowLayout, RecordBytes};
+use crate::layout::{bit, role, FlowLayout, RecordBytes, BOTH_FAMILIES};
 use crate::sampling::Samplers;
 
 /// One flow, normalized from a data record.
@@ -27,7 +27,11 @@ pub struct Flow {
     pub source_id: u32,
     /// The template the record was decoded with.
     pub template_id: u16,
-    /// Source address (IPV4_SRC_ADDR 8 or IPV6_SRC_ADDR 27).
+    /// Source address (IPV4_SRC_ADDR 8 or IPV6_SRC_ADDR 27). In a template
+    /// with both families (nProbe's default), the family the record fills:
+    /// IPv6 when IP_PROTOCOL_VERSION (60) says 6 or, without it, when the
+    /// IPv4 addresses are 0.0.0.0 and an IPv6 one is not `::`. Masks and
+    /// next hops follow the same family.
     pub src_addr: IpAddr,
     /// Destination address (12 or 28).
     pub dst_addr: IpAddr,
@@ -200,7 +204,67 @@ fn ip(l: &FlowLayout, r4: usize, r6: usize, rec: RecordBytes<'_>) -> Option<IpAd
     l.v6(r6, rec).map(|a| IpAddr::V6(Ipv6Addr::from(a)))
 }
 
+/// [`ip`] for an IPv6 record of a template with both families: IPv6 first.
+fn ip6(l: &FlowLayout, r4: usize, r6: usize, rec: RecordBytes<'_>) -> Option<IpAddr> {
+    match l.v6(r6, rec) {
+        Some(a) => Some(IpAddr::V6(Ipv6Addr::from(a))),
+        None => ip(l, r4, r6, rec),
+    }
+}
+
 impl FlowLayout {
+    /// True if this record of a template with both IPv4 and IPv6 addresses
+    /// (nProbe's default template, some firewalls) is an IPv6 flow: its
+    /// IP_PROTOCOL_VERSION (60) says 6, or, without that field, its IPv4
+    /// addresses are 0.0.0.0 and an IPv6 one is not `::`. Exporters fill
+    /// only the family of the flow and zero the other. Callers test
+    /// [`BOTH_FAMILIES`] first: templates of one family pay one bit test.
+    #[inline(never)]
+    fn is_v6_record(&self, rec: RecordBytes<'_>) -> bool {
+        if let Some(v) = self.read(role::IP_VERSION, rec) {
+            return v == 6;
+        }
+        let zero4 = |r| self.read(r, rec).unwrap_or(0) == 0;
+        let set6 = |r| self.v6(r, rec).is_some_and(|a| a != [0; 16]);
+        zero4(role::SRC4) && zero4(role::DST4) && (set6(role::SRC6) || set6(role::DST6))
+    }
+
+    /// The address of `r4`/`r6`, in the record's family.
+    #[inline(always)]
+    fn addr(&self, r4: usize, r6: usize, rec: RecordBytes<'_>) -> IpAddr {
+        let a = if self.has_any(BOTH_FAMILIES) && self.is_v6_record(rec) {
+            ip6(self, r4, r6, rec)
+        } else {
+            ip(self, r4, r6, rec)
+        };
+        a.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    }
+
+    /// For an IPv6 record of a template with both families, replaces what
+    /// [`FlowLayout::fill_values`] read of the IPv4 family.
+    #[cold]
+    #[inline(never)]
+    fn v6_family(&self, f: &mut Flow, rec: RecordBytes<'_>) {
+        if !self.is_v6_record(rec) {
+            return;
+        }
+        if let Some(a) = ip6(self, role::SRC4, role::SRC6, rec) {
+            f.src_addr = a;
+        }
+        if let Some(a) = ip6(self, role::DST4, role::DST6, rec) {
+            f.dst_addr = a;
+        }
+        let mask = |first: usize, then: usize| {
+            self.read(first, rec)
+                .or_else(|| self.read(then, rec))
+                .unwrap_or(0) as u8
+        };
+        f.src_mask = mask(role::SRC_MASK6, role::SRC_MASK);
+        f.dst_mask = mask(role::DST_MASK6, role::DST_MASK);
+        f.next_hop = ip6(self, role::NEXT_HOP4, role::NEXT_HOP6, rec);
+        f.bgp_next_hop = ip6(self, role::BGP_NEXT_HOP4, role::BGP_NEXT_HOP6, rec);
+    }
+
     // Always inlined, like `counter`: the roles are constants, so each
     // chain folds into a few bit tests on the layout's presence mask.
     #[inline(always)]
@@ -262,13 +326,13 @@ impl FlowLayout {
     /// [`Flow::src_addr`] alone.
     #[inline]
     pub(crate) fn src_addr(&self, rec: RecordBytes<'_>) -> IpAddr {
-        ip(self, role::SRC4, role::SRC6, rec).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        self.addr(role::SRC4, role::SRC6, rec)
     }
 
     /// [`Flow::dst_addr`] alone.
     #[inline]
     pub(crate) fn dst_addr(&self, rec: RecordBytes<'_>) -> IpAddr {
-        ip(self, role::DST4, role::DST6, rec).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        self.addr(role::DST4, role::DST6, rec)
     }
 
     /// [`Flow::bytes`] alone.
@@ -418,6 +482,9 @@ impl FlowLayout {
             role::LAST_SWITCHED,
         );
         f.sampling_interval = self.sampling(rec, samplers);
+        if self.has_any(BOTH_FAMILIES) {
+            self.v6_family(f, rec);
+        }
     }
 
     #[inline]
@@ -519,5 +586,74 @@ mod tests {
             (f.first_ms, f.last_ms),
             (unix * 1000 + 500, unix * 1000 + 1500)
         );
+    }
+
+    /// nProbe's default template carries IPv4 and IPv6 addresses, masks
+    /// and next hops; a record fills its own family and zeroes the other.
+    #[test]
+    fn templates_with_both_families_take_the_record_family() {
+        use crate::{FieldSpecifier as F, FieldType as T, Record, Template};
+        use alloc::string::ToString;
+        use alloc::vec::Vec;
+        let fields = [
+            F::new(T::IPV4_SRC_ADDR, 4),
+            F::new(T::IPV4_DST_ADDR, 4),
+            F::new(T::SRC_MASK, 1),
+            F::new(T::IPV4_NEXT_HOP, 4),
+            F::new(T::IPV6_SRC_ADDR, 16),
+            F::new(T::IPV6_DST_ADDR, 16),
+            F::new(T::IPV6_SRC_MASK, 1),
+            F::new(T::IPV6_NEXT_HOP, 16),
+            F::new(T::IN_BYTES, 4),
+        ];
+        let t = Template::new(257, &fields).unwrap();
+        let v6 = |s: &str| s.parse::<Ipv6Addr>().unwrap().octets();
+        let rec = |s4: [u8; 4], d4: [u8; 4], m4: u8, s6: [u8; 16], d6: [u8; 16], m6: u8| {
+            let mut r = Vec::new();
+            r.extend(s4);
+            r.extend(d4);
+            r.push(m4);
+            r.extend([10, 0, 0, 254]);
+            r.extend(s6);
+            r.extend(d6);
+            r.push(m6);
+            r.extend(v6("fe80::1"));
+            r.extend(100u32.to_be_bytes());
+            r
+        };
+        let check = |data: &[u8], t: &Template, src: &str, dst: &str, mask: u8, hop: &str| {
+            let r = Record::new(t, data, ctx());
+            let f = r.flow();
+            assert_eq!(f.src_addr.to_string(), src);
+            assert_eq!(f.dst_addr.to_string(), dst);
+            assert_eq!((r.src_addr(), r.dst_addr()), (f.src_addr, f.dst_addr));
+            assert_eq!(f.src_mask, mask);
+            assert_eq!(f.next_hop.unwrap().to_string(), hop);
+            assert_eq!(f.bytes, 100);
+        };
+        let (a, b) = (v6("2001:db8::1"), v6("2001:db8::2"));
+        // An IPv4 flow: IPv6 fields zero.
+        let r4 = rec([10, 0, 0, 1], [10, 0, 0, 2], 24, [0; 16], [0; 16], 0);
+        check(&r4, &t, "10.0.0.1", "10.0.0.2", 24, "10.0.0.254");
+        // An IPv6 flow: IPv4 fields zero.
+        let r6 = rec([0; 4], [0; 4], 0, a, b, 64);
+        check(&r6, &t, "2001:db8::1", "2001:db8::2", 64, "fe80::1");
+        // Only one IPv6 address set (the other `::`, as in duplicate
+        // address detection): still IPv6, both sides.
+        let dad = rec([0; 4], [0; 4], 0, [0; 16], b, 0);
+        check(&dad, &t, "::", "2001:db8::2", 0, "fe80::1");
+        // An IPv4 flow from 0.0.0.0 to 0.0.0.0 (nothing in IPv6) stays IPv4.
+        let zero = rec([0; 4], [0; 4], 8, [0; 16], [0; 16], 0);
+        check(&zero, &t, "0.0.0.0", "0.0.0.0", 8, "10.0.0.254");
+        // IP_PROTOCOL_VERSION decides when present, whatever is zero.
+        let mut versioned = fields.to_vec();
+        versioned.push(F::new(T::IP_PROTOCOL_VERSION, 1));
+        let tv = Template::new(258, &versioned).unwrap();
+        let mut dhcp = rec([0; 4], [255; 4], 0, a, b, 64);
+        dhcp.push(4);
+        check(&dhcp, &tv, "0.0.0.0", "255.255.255.255", 0, "10.0.0.254");
+        let mut dad6 = rec([0; 4], [0; 4], 0, [0; 16], [0; 16], 0);
+        dad6.push(6);
+        check(&dad6, &tv, "::", "::", 0, "fe80::1");
     }
 }

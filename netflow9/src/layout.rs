@@ -197,7 +197,11 @@ pub(crate) struct FlowLayout {
     present: u64,
 }
 
-const _: () = assert!(role::COUNT <= 64, "roles must fit FlowLayout::present");
+const _: () = assert!(role::COUNT < 63, "roles must fit FlowLayout::present");
+
+/// A bit of [`FlowLayout`]'s presence mask that is no role: the template
+/// has both IPv4 and IPv6 addresses (see `FlowLayout::is_v6_record`).
+pub(crate) const BOTH_FAMILIES: u64 = 1 << 63;
 
 impl FlowLayout {
     pub(crate) const EMPTY: FlowLayout = FlowLayout {
@@ -221,6 +225,11 @@ impl FlowLayout {
                     l.present |= 1 << r;
                 }
             }
+        }
+        const V4: u64 = bit(role::SRC4) | bit(role::DST4);
+        const V6: u64 = bit(role::SRC6) | bit(role::DST6);
+        if l.has_any(V4) && l.has_any(V6) {
+            l.present |= BOTH_FAMILIES;
         }
         l
     }

@@ -39,6 +39,7 @@ const KNOWN: &[(u16, &[u16])] = &[
     (28, &[16]),
     (29, &[1]),
     (34, &[4]),
+    (60, &[1]),
     (61, &[1]),
     (62, &[16]),
     (63, &[16]),
@@ -154,10 +155,34 @@ fn packet() -> impl Strategy<Value = (HeaderRepr, IpAddr, Vec<Def>, Vec<Vec<Vec<
     (header(), exporter(), defs()).prop_flat_map(|(h, e, defs)| {
         let records: Vec<_> = defs
             .iter()
-            .map(|d| prop::collection::vec(prop::collection::vec(any::<u8>(), d.len()), 0..=4))
+            .map(|d| prop::collection::vec(record(d), 0..=4))
             .collect();
         (Just(h), Just(e), Just(defs), records)
     })
+}
+
+/// A record of `d`. Half have their IPv4 addresses zeroed, as an exporter
+/// fills an IPv6 flow's record of a template with both families.
+fn record(d: &Def) -> impl Strategy<Value = Vec<u8>> {
+    let all = d.all();
+    (prop::collection::vec(any::<u8>(), d.len()), any::<bool>()).prop_map(move |(mut r, v6)| {
+        if v6 {
+            zero_ipv4_addrs(&all, &mut r);
+        }
+        r
+    })
+}
+
+/// Zeroes the IPv4 source and destination address fields of `rec`.
+fn zero_ipv4_addrs(fields: &[FieldSpecifier], rec: &mut [u8]) {
+    let mut at = 0;
+    for f in fields {
+        let len = usize::from(f.length);
+        if matches!(f.field_type.0, 8 | 12) && len == 4 {
+            rec[at..at + len].fill(0);
+        }
+        at += len;
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -189,12 +214,37 @@ impl Model<'_> {
     fn has(&self, t: u16) -> bool {
         self.uint(t).is_some()
     }
+    /// An IPv6 record of a template with both families: IP_PROTOCOL_VERSION
+    /// says 6 or, without it, IPv4 addresses all zero and an IPv6 one not.
+    fn v6_record(&self) -> bool {
+        let v4 = |t| self.find(t, |l| l == 4);
+        let v6 = |t| self.find(t, |l| l == 16);
+        let both = (v4(8).is_some() || v4(12).is_some()) && (v6(27).is_some() || v6(28).is_some());
+        if !both {
+            return false;
+        }
+        if let Some(v) = self.uint(60) {
+            return v == 6;
+        }
+        let zero = |b: Option<&[u8]>| b.is_none_or(|b| b.iter().all(|&x| x == 0));
+        zero(v4(8)) && zero(v4(12)) && !(zero(v6(27)) && zero(v6(28)))
+    }
     fn addr(&self, v4: u16, v6: u16) -> Option<IpAddr> {
+        if self.v6_record() {
+            if let Some(b) = self.find(v6, |l| l == 16) {
+                return Some(IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(b).unwrap())));
+            }
+        }
         if let Some(b) = self.find(v4, |l| l == 4) {
             return Some(IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(b).unwrap())));
         }
         self.find(v6, |l| l == 16)
             .map(|b| IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(b).unwrap())))
+    }
+    /// A prefix length, of the record's family first.
+    fn mask(&self, v4: u16, v6: u16) -> u8 {
+        let (first, then) = if self.v6_record() { (v6, v4) } else { (v4, v6) };
+        self.uint(first).or_else(|| self.uint(then)).unwrap_or(0) as u8
     }
     fn counter(&self, main: u16, perm: u16, init: u16, resp: u16, out: u16) -> (u64, u64) {
         let out_v = self.uint(out).unwrap_or(0);
@@ -265,8 +315,8 @@ impl Model<'_> {
             output_if: self.uint(14).unwrap_or(0) as u32,
             src_as: self.uint(16).unwrap_or(0) as u32,
             dst_as: self.uint(17).unwrap_or(0) as u32,
-            src_mask: self.uint(9).or_else(|| self.uint(29)).unwrap_or(0) as u8,
-            dst_mask: self.uint(13).or_else(|| self.uint(30)).unwrap_or(0) as u8,
+            src_mask: self.mask(9, 29),
+            dst_mask: self.mask(13, 30),
             next_hop: self.addr(15, 62),
             bgp_next_hop: self.addr(18, 63),
             direction: self.uint(61).map(|d| d as u8),
