@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use flowstore::{Role, Store, User};
+use flowstore::{Role, Store, User, UserChange};
 
 /// File, in the data directory, holding the generated admin password.
 pub(crate) const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
@@ -60,11 +60,22 @@ pub(crate) fn ensure_initial_admin(store: &Store, data: &Path) -> anyhow::Result
         return Ok(None);
     }
     let password = random_password();
-    store.put_user(&User {
+    let admin = User {
         name: "admin".into(),
         role: Role::Admin,
         password_hash: hash_password(&password)?,
+    };
+    // Only if still nobody: `flowerd user add` may have run meanwhile.
+    let created = store.change_users(|users| {
+        if users.is_empty() {
+            Ok(UserChange::Put(admin.clone()))
+        } else {
+            Err(())
+        }
     })?;
+    if created.is_err() {
+        return Ok(None);
+    }
     let path = data.join(INITIAL_PASSWORD_FILE);
     write_private(&path, format!("{password}\n").as_bytes())?;
     Ok(Some(password))
@@ -88,9 +99,10 @@ pub(crate) const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=1024;
 
 /// `flowerd user add NAME --role R --password-stdin [--replace]`.
 ///
-/// Another process (a running daemon, another `flowerd user`) may change
-/// users between the checks here and the write: the checks guard against
-/// mistakes, not against a concurrent administrator.
+/// The checks (the name is free unless `--replace`; the last admin is not
+/// demoted) are made once before reading the password, to fail early, and
+/// again in the transaction that writes the user, so they hold even while
+/// a running daemon or another `flowerd user` changes users.
 pub(crate) fn add(
     store: &Store,
     name: &str,
@@ -104,52 +116,53 @@ pub(crate) fn add(
     if !password_stdin {
         bail!("give the password on standard input with --password-stdin (it is never taken from the command line)");
     }
-    let existing = store.user(name)?;
-    match &existing {
-        Some(_) if !replace => bail!(
+    let check = |users: &[User]| match users.iter().find(|u| u.name == name) {
+        Some(_) if !replace => Err(format!(
             "user {name:?} exists: add --replace to change its role and password, \
              or delete it first"
-        ),
+        )),
         Some(u) if u.role == Role::Admin && role != Role::Admin => {
-            refuse_last_admin(store, name, "demote")?;
+            refuse_last_admin(users, name, "demote")
         }
-        _ => {}
-    }
+        _ => Ok(()),
+    };
+    check(&store.users()?).map_err(anyhow::Error::msg)?;
     let pw = read_password(std::io::stdin().lock())?;
-    store.put_user(&User {
+    let user = User {
         name: name.into(),
         role,
         password_hash: hash_password(&pw)?,
-    })?;
-    Ok(())
+    };
+    store
+        .change_users(|users| check(users).map(|()| UserChange::Put(user.clone())))?
+        .map_err(anyhow::Error::msg)
 }
 
-/// `flowerd user delete NAME`.
+/// `flowerd user delete NAME`: never the last admin, checked in the
+/// transaction that deletes.
 pub(crate) fn delete(store: &Store, name: &str) -> anyhow::Result<()> {
-    match store.user(name)? {
-        None => bail!("no user {name:?}"),
-        Some(u) if u.role == Role::Admin => refuse_last_admin(store, name, "delete")?,
-        Some(_) => {}
-    }
-    if !store.delete_user(name)? {
-        bail!("no user {name:?}");
-    }
-    Ok(())
+    store
+        .change_users(|users| match users.iter().find(|u| u.name == name) {
+            None => Err(format!("no user {name:?}")),
+            Some(u) if u.role == Role::Admin => {
+                refuse_last_admin(users, name, "delete").map(|()| UserChange::Delete(name.into()))
+            }
+            Some(_) => Ok(UserChange::Delete(name.into())),
+        })?
+        .map_err(anyhow::Error::msg)
 }
 
-/// Fails if `name` is the only admin: without one, nobody can manage users
-/// through the API.
-fn refuse_last_admin(store: &Store, name: &str, verb: &str) -> anyhow::Result<()> {
-    let admins = store
-        .users()?
+/// Fails if `name` is the only admin among `users`: without one, nobody
+/// can manage users through the API.
+fn refuse_last_admin(users: &[User], name: &str, verb: &str) -> Result<(), String> {
+    if !users
         .iter()
-        .filter(|u| u.role == Role::Admin && u.name != name)
-        .count();
-    if admins == 0 {
-        bail!(
+        .any(|u| u.role == Role::Admin && u.name != name)
+    {
+        return Err(format!(
             "cannot {verb} {name:?}: it is the last admin; add another admin first \
              (flowerd user add NAME --role admin --password-stdin)"
-        );
+        ));
     }
     Ok(())
 }

@@ -62,7 +62,7 @@ pub use error::{Error, Result};
 /// a broken clock or a hostile packet names (`last_ms = u64::MAX`) without
 /// every walk over time reaching it.
 pub const MAX_FUTURE_SECS: u64 = 86_400;
-pub use meta::{Role, StoredTemplate, User};
+pub use meta::{Role, StoredTemplate, User, UserChange};
 pub use query::{
     Cursor, FlowsPage, FlowsQuery, GroupBy, Link, Matrix, Metric, Network, Order, Series,
     SeriesLine, SeriesQuery, Summary, Tier, TimeRange, Top, TopQuery, TopRow,

@@ -34,6 +34,15 @@ pub struct User {
     pub password_hash: String,
 }
 
+/// One change to the users, chosen by the closure of [`Store::change_users`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserChange {
+    /// Adds the user, or replaces the one of the same name.
+    Put(User),
+    /// Deletes the user of this name (nothing if there is none).
+    Delete(String),
+}
+
 /// A template learned from an exporter, persisted so data can be decoded
 /// right after a restart.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,6 +190,60 @@ impl Store {
     /// LMDB errors.
     pub fn delete_user(&self, name: &str) -> Result<bool> {
         self.meta_write(|t| Ok(self.inner.dbs.users.delete(t, name)?))
+    }
+
+    /// Reads every user, lets `decide` pick one change from them, and
+    /// writes it, all in one write transaction: what `decide` checked (that
+    /// another admin remains, that a name is free or still taken) still
+    /// holds when the change is written, even while another process (a
+    /// running daemon, `flowerd user`) changes users too. If `decide` fails,
+    /// nothing is written and its error comes back inside `Ok`. `decide` may
+    /// run more than once (when the map grows).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = flowstore::Store::open(dir.path(), Default::default()).unwrap();
+    /// use flowstore::{Role, User, UserChange};
+    /// let admin = User { name: "ada".into(), role: Role::Admin, password_hash: "$argon2id$…".into() };
+    /// store.change_users(|_| Ok::<_, ()>(UserChange::Put(admin.clone())))?.unwrap();
+    /// // Deleting the only admin is refused, atomically.
+    /// let r = store.change_users(|users| {
+    ///     if users.iter().filter(|u| u.role == Role::Admin).count() <= 1 {
+    ///         return Err("last admin");
+    ///     }
+    ///     Ok(UserChange::Delete("ada".into()))
+    /// })?;
+    /// assert_eq!(r, Err("last admin"));
+    /// assert_eq!(store.users()?.len(), 1);
+    /// # Ok::<(), flowstore::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// LMDB errors; [`Error::Corrupt`] for a user record that does not
+    /// decode.
+    pub fn change_users<E>(
+        &self,
+        mut decide: impl FnMut(&[User]) -> std::result::Result<UserChange, E>,
+    ) -> Result<std::result::Result<(), E>> {
+        let db = &self.inner.dbs.users;
+        let mut refused = None;
+        self.meta_write(|t| {
+            refused = None;
+            let mut users = Vec::new();
+            for item in db.iter(t)? {
+                let (k, v) = item?;
+                users.push(decode::<User>("users", k.as_bytes(), v)?);
+            }
+            match decide(&users) {
+                Ok(UserChange::Put(u)) => db.put(t, &u.name, &encode(&u))?,
+                Ok(UserChange::Delete(name)) => {
+                    db.delete(t, &name)?;
+                }
+                Err(e) => refused = Some(e),
+            }
+            Ok(true)
+        })?;
+        Ok(refused.map_or(Ok(()), Err))
     }
 
     /// Persisted templates.

@@ -306,6 +306,64 @@ fn reopen_keeps_everything_and_metadata_round_trips() {
     assert!(!store.delete_network("lan").unwrap());
 }
 
+/// Two administrators deleting each other at once: a check made in
+/// `change_users` holds when its change is written, so one admin remains.
+/// (Each decision pauses between reading and deciding, which lets the other
+/// read the same two admins if the two were not serialized.)
+#[test]
+fn user_changes_are_checked_and_written_atomically() {
+    use flowstore::{Role, User, UserChange};
+    let (_dir, store) = empty_store();
+    for name in ["ada", "bob"] {
+        store
+            .put_user(&User {
+                name: name.into(),
+                role: Role::Admin,
+                password_hash: "$argon2id$v=19$...".into(),
+            })
+            .unwrap();
+    }
+    let outcomes: Vec<Result<(), &str>> = std::thread::scope(|s| {
+        let tasks: Vec<_> = ["ada", "bob"]
+            .into_iter()
+            .map(|victim| {
+                let store = &store;
+                s.spawn(move || {
+                    store
+                        .change_users(|users| {
+                            let admins = users.iter().filter(|u| u.role == Role::Admin).count();
+                            std::thread::sleep(std::time::Duration::from_millis(100));
+                            if admins <= 1 {
+                                return Err("last admin");
+                            }
+                            Ok(UserChange::Delete(victim.into()))
+                        })
+                        .unwrap()
+                })
+            })
+            .collect();
+        tasks.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_ok()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(outcomes.contains(&Err("last admin")));
+    let left = store.users().unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].role, Role::Admin);
+    // A refused change writes nothing; `Delete` of no one is a no-op.
+    let name = left[0].name.clone();
+    let r = store.change_users(|_| Err::<UserChange, _>(7)).unwrap();
+    assert_eq!(r, Err(7));
+    store
+        .change_users(|_| Ok::<_, ()>(UserChange::Delete("nobody".into())))
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.users().unwrap()[0].name, name);
+}
+
 #[test]
 fn retention_measures_age_from_write_time_and_counts_removals() {
     let flows = flows_of("softflowd-v9");

@@ -3,10 +3,13 @@
 //! password).
 //!
 //! Changes run under one lock, so checks such as "not the last admin" and
-//! "no such network yet" cannot race with each other.
+//! "no such network yet" cannot race with each other. User changes are also
+//! checked inside the store transaction that writes them
+//! (`Store::change_users`): they hold against `flowerd user` run in another
+//! process as well.
 
 use flowstore::cidr::Cidr;
-use flowstore::{Network, Role, User};
+use flowstore::{Network, Role, User, UserChange};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -253,10 +256,12 @@ pub(crate) fn create_user(
         password_hash: hash(&b.password)?,
     };
     let _g = lock(state);
-    if state.store.user(&user.name)?.is_some() {
-        return Err(ApiError::Conflict("a user with this name exists"));
-    }
-    state.store.put_user(&user)?;
+    state.store.change_users(|users| {
+        if users.iter().any(|u| u.name == user.name) {
+            return Err(ApiError::Conflict("a user with this name exists"));
+        }
+        Ok(UserChange::Put(user.clone()))
+    })??;
     tracing::info!(user = who.user, created = user.name, role = ?user.role, "user created");
     Ok(Response::json(201, &public(&user)))
 }
@@ -272,16 +277,19 @@ pub(crate) fn delete_user(
 ) -> Result<Response, ApiError> {
     who.require_admin()?;
     let _g = lock(state);
-    let all = state.store.users()?;
-    let target = all
-        .iter()
-        .find(|u| u.name == name)
-        .ok_or(ApiError::NotFound)?;
-    let admins = all.iter().filter(|u| u.role == Role::Admin).count();
-    if target.role == Role::Admin && admins <= 1 {
-        return Err(ApiError::Conflict("cannot delete the last admin"));
-    }
-    state.store.delete_user(name)?;
+    // Checked in the transaction that deletes: `flowerd user` may be
+    // changing users from another process.
+    state.store.change_users(|all| {
+        let target = all
+            .iter()
+            .find(|u| u.name == name)
+            .ok_or(ApiError::NotFound)?;
+        let admins = all.iter().filter(|u| u.role == Role::Admin).count();
+        if target.role == Role::Admin && admins <= 1 {
+            return Err(ApiError::Conflict("cannot delete the last admin"));
+        }
+        Ok(UserChange::Delete(name.into()))
+    })??;
     state.sessions.remove_user(name, None);
     tracing::info!(user = who.user, deleted = name, "user deleted");
     Ok(Response::json(200, &json!({"deleted": name})))
@@ -326,13 +334,21 @@ pub(crate) fn set_password(
     check_password(&b.password)?;
     let password_hash = hash(&b.password)?;
     let _g = lock(state);
-    let mut user = state.store.user(name)?.ok_or(ApiError::NotFound)?;
-    user.password_hash = password_hash;
-    state.store.put_user(&user)?;
+    // Read and written in one transaction: a user deleted meanwhile (by
+    // `flowerd user delete`) is not brought back.
+    state.store.change_users(|all| {
+        let mut user = all
+            .iter()
+            .find(|u| u.name == name)
+            .ok_or(ApiError::NotFound)?
+            .clone();
+        user.password_hash.clone_from(&password_hash);
+        Ok::<_, ApiError>(UserChange::Put(user))
+    })??;
     state.sessions.remove_user(name, who.token.as_deref());
     if who.user == name {
         if let Some(t) = who.token.as_deref() {
-            state.sessions.set_credential(t, &user.password_hash);
+            state.sessions.set_credential(t, &password_hash);
         }
     }
     tracing::info!(user = who.user, target = name, "password changed");
