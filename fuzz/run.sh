@@ -19,7 +19,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root" || exit 2
 mkdir -p fuzz/target
 
-targets=(export_packet stream roundtrip filter store_block capture)
+targets=(export_packet stream roundtrip filter store_block capture http_request)
 failed=()
 summary=()
 for t in "${targets[@]}"; do
