@@ -7,11 +7,36 @@
 
 use libfuzzer_sys::fuzz_target;
 
+// flowerd's `http` modules that parse what clients send, included by path,
+// with a stand-in for the error type of `params` (which names its siblings
+// as `super::respond` and `super::time`).
+#[path = "../../flowerd/src/http/params.rs"]
+mod params;
+#[path = "../../flowerd/src/http/time.rs"]
+mod time;
 #[path = "../../flowerd/src/http/wire.rs"]
 mod wire;
 
-#[path = "../../flowerd/src/http/time.rs"]
-mod time;
+mod respond {
+    /// The variants `params` builds.
+    #[derive(Debug)]
+    pub enum ApiError {
+        Param {
+            parameter: &'static str,
+            detail: String,
+        },
+        Filter(flowstore::filter::FilterError),
+    }
+
+    impl ApiError {
+        pub fn param(parameter: &'static str, detail: impl Into<String>) -> ApiError {
+            ApiError::Param {
+                parameter,
+                detail: detail.into(),
+            }
+        }
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, stream)) = data.split_first() else {
@@ -61,6 +86,9 @@ fuzz_target!(|data: &[u8]| {
             break;
         }
     }
+    if let Some(target) = stream.split(|&b| b == b'\n').next() {
+        check_query(&String::from_utf8_lossy(target));
+    }
     if let Ok(s) = std::str::from_utf8(stream) {
         if let Ok(ms) = time::parse_rfc3339(s) {
             // Milliseconds; years 0001-9999 and offsets of a day at most.
@@ -80,4 +108,27 @@ fn check_rejection(e: &wire::ReadError) {
         assert!((400..=505).contains(&status), "{status}");
         assert!(!message.is_empty());
     }
+}
+
+/// The API's query-string parameters, as every route reads them.
+fn check_query(target: &str) {
+    let query = target.split_once('?').map_or(target, |(_, q)| q);
+    // A fixed "now" (2024-03-01): relative times are checked against it.
+    let now_ms = 1_709_294_536_000;
+    let Ok(q) = params::Query::parse(query, now_ms) else {
+        return;
+    };
+    if let Ok(range) = q.range() {
+        assert!(range.from_ms <= range.to_ms);
+        if let Ok(step) = q.step_secs(range) {
+            assert!(step > 0 && step % 60 == 0);
+        }
+    }
+    let _ = q.filter();
+    let _ = q.metric();
+    let _ = q.flag("raw");
+    if let Ok(n) = q.count("limit", 100, 10_000) {
+        assert!((1..=10_000).contains(&n));
+    }
+    let _ = q.group_by(flowstore::Dimension::Protocol, || Ok(Vec::new()));
 }
