@@ -9,7 +9,9 @@ use libfuzzer_sys::fuzz_target;
 mod capture;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(mut reader) = capture::CaptureReader::new(data) else { return };
+    let Ok(mut reader) = capture::CaptureReader::new(data) else {
+        return;
+    };
     let mut n = 0u64;
     let result = reader.for_each_datagram(|d| {
         n += 1;

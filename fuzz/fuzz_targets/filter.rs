@@ -7,7 +7,9 @@ use flowstore::filter::Filter;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     match Filter::parse(text) {
         Ok(f) => {
             let printed = f.to_string();
