@@ -73,7 +73,7 @@ pub(crate) struct Http {
     pub(crate) workers: usize,
     /// Largest accepted request body in bytes.
     pub(crate) max_body_bytes: usize,
-    /// Failed logins allowed per client address per minute.
+    /// Failed logins allowed per client address per minute (0 = no limit).
     pub(crate) login_attempts_per_minute: u32,
 }
 
@@ -120,6 +120,17 @@ impl Default for Pipeline {
             maintenance_secs: 60,
         }
     }
+}
+
+/// The allowed `recv_buffer` of a NetFlow listener, in bytes.
+pub(crate) const RECV_BUFFER: std::ops::RangeInclusive<usize> = 64 << 10..=1 << 30;
+
+/// The allowed `http.session_secs`.
+const SESSION_SECS: std::ops::RangeInclusive<u64> = 60..=366 * 86_400;
+
+/// `v` for a bounds check against `usize` limits (huge values stay huge).
+fn to_usize(v: u64) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
 }
 
 /// What `log.level` directives may say.
@@ -217,9 +228,27 @@ impl Config {
                 "no NetFlow listener: add at least one [[netflow]] section or --netflow ADDR:PORT"
             );
         }
-        for l in &self.netflow {
+        for (i, l) in self.netflow.iter().enumerate() {
             if l.sockets == 0 || l.sockets > 64 {
                 bail!("netflow listener {}: sockets must be 1..=64", l.listen);
+            }
+            if !RECV_BUFFER.contains(&l.recv_buffer) {
+                bail!(
+                    "netflow listener {}: recv_buffer must be {}..={} bytes (64 KiB to 1 GiB; got {})",
+                    l.listen,
+                    RECV_BUFFER.start(),
+                    RECV_BUFFER.end(),
+                    l.recv_buffer
+                );
+            }
+            // Two listeners on one address would share its port through
+            // SO_REUSEPORT and report the same metric series twice.
+            if self.netflow[..i].iter().any(|o| o.listen == l.listen) {
+                bail!(
+                    "netflow listener {} is configured twice: use one [[netflow]] section \
+                     with `sockets` for several sockets on one address",
+                    l.listen
+                );
             }
         }
         if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
@@ -233,11 +262,42 @@ impl Config {
             ("decoder.templates", self.decoder.templates, 1 << 20),
             ("decoder.domains", self.decoder.domains, 1 << 20),
             ("decoder.pending_bytes", self.decoder.pending_bytes, 1 << 30),
+            ("pipeline.batch_max_ms", to_usize(p.batch_max_ms), 60_000),
+            (
+                "pipeline.maintenance_secs",
+                to_usize(p.maintenance_secs),
+                86_400,
+            ),
         ] {
             if !(1..=max).contains(&value) {
                 bail!("{name} must be 1..={max} (got {value})");
             }
         }
+        if self.http.login_attempts_per_minute > 10_000 {
+            bail!(
+                "http.login_attempts_per_minute must be 0..=10000 (0 = no limit; got {})",
+                self.http.login_attempts_per_minute
+            );
+        }
+        if p.commit_max_flows < p.batch_flows {
+            bail!(
+                "pipeline.commit_max_flows ({}) must be at least pipeline.batch_flows ({}): \
+                 the writer commits whole batches",
+                p.commit_max_flows,
+                p.batch_flows
+            );
+        }
+        if !SESSION_SECS.contains(&self.http.session_secs) {
+            bail!(
+                "http.session_secs must be {}..={} (a minute to a year; got {})",
+                SESSION_SECS.start(),
+                SESSION_SECS.end(),
+                self.http.session_secs
+            );
+        }
+        self.store
+            .validate()
+            .map_err(|e| anyhow::anyhow!("store.{e}"))?;
         // A bare word is read by the filter as a module name: `warning`
         // would silence every log line.
         for directive in self.log.level.split(',').map(str::trim) {
@@ -330,6 +390,29 @@ mod tests {
         }
     }
 
+    /// A file sets any subset of `[store]` too; bad values are refused
+    /// when the file is checked, not when the writer first runs.
+    #[test]
+    fn store_section_takes_a_subset_and_is_checked() {
+        let c: Config =
+            toml::from_str("[store]\nsync = false\n[store.retention]\nraw_secs = 3600\n").unwrap();
+        assert!(!c.store.sync);
+        assert_eq!(c.store.retention.raw_secs, 3600);
+        assert_eq!(
+            c.store.group_cap,
+            flowstore::StoreConfig::default().group_cap
+        );
+        c.validate().unwrap();
+        assert!(
+            toml::from_str::<Config>("[store]\nsnyc = false\n").is_err(),
+            "typo refused"
+        );
+        let c: Config =
+            toml::from_str("[store]\nmax_prorate_buckets = 9223372036854775807\n").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("store.max_prorate_buckets"), "{e}");
+    }
+
     #[test]
     fn sizes_and_log_levels_are_checked() {
         let check = |f: &dyn Fn(&mut Config)| {
@@ -348,6 +431,29 @@ mod tests {
             ("decoder.domains", &|c| c.decoder.domains = usize::MAX),
             ("decoder.pending_bytes", &|c| {
                 c.decoder.pending_bytes = 1 << 40;
+            }),
+            ("pipeline.batch_max_ms", &|c| c.pipeline.batch_max_ms = 0),
+            ("pipeline.maintenance_secs", &|c| {
+                c.pipeline.maintenance_secs = u64::MAX;
+            }),
+            ("http.login_attempts_per_minute", &|c| {
+                c.http.login_attempts_per_minute = u32::MAX;
+            }),
+            ("pipeline.commit_max_flows", &|c| {
+                c.pipeline.commit_max_flows = 1000;
+            }),
+            ("http.session_secs", &|c| c.http.session_secs = u64::MAX),
+            ("recv_buffer", &|c| c.netflow[0].recv_buffer = 0),
+            ("configured twice", &|c| {
+                let again = c.netflow[0].clone();
+                c.netflow.push(again);
+            }),
+            // Would overflow pro-rating in the writer thread.
+            ("store.max_prorate_buckets", &|c| {
+                c.store.max_prorate_buckets = u64::MAX / 2;
+            }),
+            ("store.retention.raw_secs", &|c| {
+                c.store.retention.raw_secs = 0
             }),
         ] {
             let e = check(f).unwrap_err();

@@ -43,6 +43,10 @@ pub enum Error {
         /// Current map size.
         map_size: u64,
     },
+    /// A [`crate::StoreConfig`] value is out of range (see
+    /// [`crate::StoreConfig::validate`]).
+    #[error("invalid store configuration: {0}")]
+    InvalidConfig(String),
     /// A query parameter is out of range.
     #[error("invalid query: {0}")]
     InvalidQuery(&'static str),

@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 /// capture from 2024 replayed today is kept as long as live traffic
 /// received today.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Retention {
     /// Raw flows (seconds). Default 7 days.
     pub raw_secs: u64,
@@ -43,7 +44,12 @@ impl Default for Retention {
 }
 
 /// Store configuration. Every memory and disk bound follows from it.
+///
+/// Deserialized, every field has its default: a configuration file sets
+/// any subset (unknown keys are errors). [`Store::open`] refuses values out
+/// of [`StoreConfig::validate`]'s bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// Width of raw buckets in seconds (default 60). Fixed when the store is created.
     pub bucket_secs: u32,
@@ -90,6 +96,107 @@ impl Default for StoreConfig {
             raw_scan_max_secs: 31 * 86_400,
             sync: true,
         }
+    }
+}
+
+impl StoreConfig {
+    /// Checks every value against its bounds, which keep time arithmetic in
+    /// range and memory bounded:
+    ///
+    /// | field | allowed |
+    /// |---|---|
+    /// | `bucket_secs` | 1 to 3 600 |
+    /// | `retention.*`, `raw_scan_max_secs` | 60 s to 100 years |
+    /// | `disk_budget_bytes`, `initial_map_bytes` | 1 MiB to 1 PiB |
+    /// | `group_cap`, `query_max_groups` | 1 to 1 048 576 |
+    /// | `rollup_keep` | 1 to `group_cap` |
+    /// | `max_prorate_buckets` | 1 to 10 080 (a week of minutes) |
+    /// | `compression_level` | -7 to 19 (zstd) |
+    ///
+    /// ```
+    /// use flowstore::StoreConfig;
+    /// assert!(StoreConfig::default().validate().is_ok());
+    /// let c = StoreConfig { max_prorate_buckets: u64::MAX, ..StoreConfig::default() };
+    /// assert!(c.validate().unwrap_err().contains("max_prorate_buckets"));
+    /// ```
+    ///
+    /// # Errors
+    /// The first field out of bounds, named, with its bounds and value.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        const YEARS_100: u64 = 100 * 366 * 86_400;
+        const PIB: u64 = 1 << 50;
+        let r = &self.retention;
+        let checks: [(&str, i128, i128, i128); 13] = [
+            ("bucket_secs", self.bucket_secs.into(), 1, 3_600),
+            (
+                "retention.raw_secs",
+                r.raw_secs.into(),
+                60,
+                YEARS_100.into(),
+            ),
+            (
+                "retention.rollup_1m_secs",
+                r.rollup_1m_secs.into(),
+                60,
+                YEARS_100.into(),
+            ),
+            (
+                "retention.rollup_5m_secs",
+                r.rollup_5m_secs.into(),
+                60,
+                YEARS_100.into(),
+            ),
+            (
+                "retention.rollup_1h_secs",
+                r.rollup_1h_secs.into(),
+                60,
+                YEARS_100.into(),
+            ),
+            (
+                "raw_scan_max_secs",
+                self.raw_scan_max_secs.into(),
+                60,
+                YEARS_100.into(),
+            ),
+            (
+                "disk_budget_bytes",
+                self.disk_budget_bytes.into(),
+                1 << 20,
+                PIB.into(),
+            ),
+            (
+                "initial_map_bytes",
+                self.initial_map_bytes.into(),
+                1 << 20,
+                PIB.into(),
+            ),
+            ("group_cap", self.group_cap as i128, 1, 1 << 20),
+            (
+                "query_max_groups",
+                self.query_max_groups as i128,
+                1,
+                1 << 20,
+            ),
+            (
+                "rollup_keep",
+                self.rollup_keep as i128,
+                1,
+                self.group_cap as i128,
+            ),
+            (
+                "max_prorate_buckets",
+                self.max_prorate_buckets.into(),
+                1,
+                10_080,
+            ),
+            ("compression_level", self.compression_level.into(), -7, 19),
+        ];
+        for (name, value, min, max) in checks {
+            if !(min..=max).contains(&value) {
+                return Err(format!("{name} must be {min}..={max} (got {value})"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -214,9 +321,11 @@ impl Store {
     /// Opens (or creates) the store in directory `path`.
     ///
     /// # Errors
+    /// [`Error::InvalidConfig`] for a configuration out of bounds,
     /// [`Error::IncompatibleFormat`] for a store of another format version,
     /// [`Error::Io`] if the directory cannot be created, LMDB errors.
     pub fn open(path: impl AsRef<Path>, cfg: StoreConfig) -> Result<Store> {
+        cfg.validate().map_err(Error::InvalidConfig)?;
         let path = path.as_ref().to_path_buf();
         std::fs::create_dir_all(&path).map_err(|source| Error::Io {
             path: path.clone(),

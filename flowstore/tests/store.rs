@@ -481,6 +481,40 @@ fn incompatible_options_are_typed_errors() {
         Err(flowstore::Error::InvalidQuery(_))
     ));
     assert!("zz".parse::<flowstore::Cursor>().is_err());
+    // Configurations whose arithmetic would overflow, or whose memory would
+    // be unbounded, are refused before anything is opened.
+    let other = tempfile::tempdir().unwrap();
+    for bad in [
+        StoreConfig {
+            max_prorate_buckets: u64::MAX,
+            ..StoreConfig::default()
+        },
+        StoreConfig {
+            group_cap: 0,
+            ..StoreConfig::default()
+        },
+        StoreConfig {
+            rollup_keep: 5000,
+            ..StoreConfig::default()
+        },
+        StoreConfig {
+            bucket_secs: 0,
+            ..StoreConfig::default()
+        },
+    ] {
+        let e = Store::open(other.path(), bad).unwrap_err();
+        assert!(matches!(e, flowstore::Error::InvalidConfig(_)), "{e}");
+    }
+    // A partial configuration takes the defaults for the rest.
+    let partial: StoreConfig =
+        serde_json::from_str(r#"{"sync": false, "retention": {"raw_secs": 3600}}"#).unwrap();
+    assert!(!partial.sync);
+    assert_eq!(partial.retention.raw_secs, 3600);
+    assert_eq!(
+        partial.retention.rollup_1h_secs,
+        StoreConfig::default().retention.rollup_1h_secs
+    );
+    assert_eq!(partial.group_cap, StoreConfig::default().group_cap);
     assert!(TimeRange::new(2, 1).is_err());
 }
 

@@ -40,9 +40,11 @@ pub(crate) fn bind(l: &Listener) -> anyhow::Result<UdpSocket> {
     if let Err(e) = s.set_recv_buffer_size(l.recv_buffer) {
         tracing::warn!(listener = %l.listen, error = %e, "cannot set the receive buffer size");
     }
-    // Linux doubles the value and clamps it to net.core.rmem_max.
+    // Linux clamps the value to net.core.rmem_max, then doubles it (the
+    // other half is its bookkeeping): anything under twice the request
+    // was clamped.
     let got = s.recv_buffer_size().unwrap_or(0);
-    if got < l.recv_buffer {
+    if got < l.recv_buffer.saturating_mul(2) {
         tracing::warn!(
             listener = %l.listen,
             requested = l.recv_buffer,
