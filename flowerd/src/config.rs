@@ -453,7 +453,7 @@ mod tests {
                 c.store.max_prorate_buckets = u64::MAX / 2;
             }),
             ("store.retention.raw_secs", &|c| {
-                c.store.retention.raw_secs = 0
+                c.store.retention.raw_secs = 0;
             }),
         ] {
             let e = check(f).unwrap_err();
