@@ -229,7 +229,7 @@ fn replayed_capture_is_stored_whole() {
     // The decoder's counters are refreshed about once a second.
     let m = d.wait_for("flower_decoder_packets_total", 71.0);
     assert_eq!(value(&m, "flower_flows_received_total"), 1804.0);
-    assert_eq!(value(&m, "flower_decoder_sequence_lost_total"), 0.0);
+    assert_eq!(value(&m, "flower_decoder_sequence_lost"), 0.0);
     assert_nothing_malformed_or_dropped(&m);
     d.stop();
 }
@@ -262,7 +262,7 @@ fn generated_flows_are_stored_whole() {
     let m = d.wait_for("flower_decoder_packets_total", packets as f64);
     assert_eq!(value(&m, "flower_decoder_records_total"), flows as f64);
     // Three exporters (one address, Source IDs 0, 1, 2), none losing packets.
-    let exporters = samples(&m, "flower_exporter_sequence_lost_total");
+    let exporters = samples(&m, "flower_exporter_sequence_lost");
     assert_eq!(exporters.len(), 3, "{exporters:?}");
     for id in 0..3 {
         let label = format!("source_id=\"{id}\"");

@@ -238,6 +238,8 @@ pub(crate) fn run(
     // (or `DRAIN_FOR` has passed): what the kernel already received is
     // stored too.
     let mut drain_until: Option<Instant> = None;
+    // The kernel's drop count of this socket (SO_RXQ_OVFL) last seen.
+    let mut kernel_drops_seen = 0u32;
     loop {
         if drain_until.is_none() && stop.load(Ordering::Relaxed) {
             drain_until = Some(Instant::now() + DRAIN_FOR);
@@ -255,7 +257,14 @@ pub(crate) fn run(
                     if let Ok(cmsgs) = msg.cmsgs() {
                         for c in cmsgs {
                             if let ControlMessageOwned::RxqOvfl(n) = c {
-                                stats.kernel_drops.store(u64::from(n), Ordering::Relaxed);
+                                // The socket's own 32-bit total: add what
+                                // it grew by, so the counter survives its
+                                // wrap.
+                                let grew = n.wrapping_sub(kernel_drops_seen);
+                                kernel_drops_seen = n;
+                                stats
+                                    .kernel_drops
+                                    .fetch_add(u64::from(grew), Ordering::Relaxed);
                             }
                         }
                     }

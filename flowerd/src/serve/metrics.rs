@@ -221,7 +221,7 @@ impl Metrics {
             .map(|l| l.decoder.lock().map(|c| *c).unwrap_or_default())
             .collect();
         let sum = |f: fn(&Counters) -> u64| decoder.iter().map(f).sum::<u64>();
-        let decoder_counters: [Family<Counters>; 16] = [
+        let decoder_counters: [Family<Counters>; 17] = [
             (
                 "decoder_rejected_packets_total",
                 "Datagrams that are not NetFlow v9 or too short.",
@@ -281,14 +281,19 @@ impl Metrics {
                 |c| c.reserved_flowsets,
             ),
             (
-                "decoder_sequence_lost_total",
-                "Export packets lost according to sequence numbers.",
-                |c| c.sequence_lost,
-            ),
-            (
                 "decoder_sequence_reordered_total",
                 "Export packets received out of order.",
                 |c| c.sequence_reordered,
+            ),
+            (
+                "decoder_sequence_duplicates_total",
+                "Export packets received twice (same sequence number, recently seen).",
+                |c| c.sequence_duplicates,
+            ),
+            (
+                "decoder_templates_dropped_on_restart_total",
+                "Templates dropped because their exporter restarted.",
+                |c| c.templates_dropped_on_restart,
             ),
             (
                 "decoder_exporter_restarts_total",
@@ -305,6 +310,18 @@ impl Metrics {
             family(&mut o, name, "counter", help);
             let _ = writeln!(o, "flower_{name} {}", sum(f));
         }
+        // Not a counter: a late packet that fills a gap takes a loss back.
+        family(
+            &mut o,
+            "decoder_sequence_lost",
+            "gauge",
+            "Export packets missing according to sequence numbers (a late packet that fills a gap takes one back).",
+        );
+        let _ = writeln!(
+            o,
+            "flower_decoder_sequence_lost {}",
+            sum(|c| c.sequence_lost)
+        );
         family(
             &mut o,
             "decoder_malformed_total",
@@ -320,14 +337,14 @@ impl Metrics {
         }
         family(
             &mut o,
-            "exporter_sequence_lost_total",
-            "counter",
-            "Export packets lost, per exporter.",
+            "exporter_sequence_lost",
+            "gauge",
+            "Export packets missing, per exporter and Source ID (a late packet takes one back).",
         );
         for e in self.exporters() {
             let _ = writeln!(
                 o,
-                "flower_exporter_sequence_lost_total{{exporter=\"{}\",source_id=\"{}\"}} {}",
+                "flower_exporter_sequence_lost{{exporter=\"{}\",source_id=\"{}\"}} {}",
                 e.exporter, e.source_id, e.sequence_lost
             );
         }
@@ -535,6 +552,64 @@ mod tests {
         assert_eq!(
             (e[0].packets, e[0].sequence_lost, e[0].last_unix_secs),
             (20, 4, 101)
+        );
+    }
+
+    /// The exposition is valid for Prometheus: every sample's family is
+    /// declared once with HELP and TYPE, counters are named `_total` and
+    /// nothing else is, and no series appears twice (a scrape with a
+    /// duplicate is rejected whole).
+    #[test]
+    fn exposition_has_unique_series_and_typed_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = flowstore::Store::open(dir.path(), flowstore::StoreConfig::default()).unwrap();
+        let m = Metrics::default();
+        for i in 0..2 {
+            let l = Arc::new(ListenerStats::new(([0, 0, 0, 0], 9995).into(), i));
+            *l.exporters.lock().unwrap() = vec![ExporterInfo {
+                exporter: [192, 0, 2, 1 + i as u8].into(),
+                source_id: 0,
+                packets: 1,
+                flows: 0,
+                options_records: 0,
+                sequence_lost: 0,
+                sequence_reordered: 0,
+                restarts: 0,
+                last_unix_secs: 1,
+                samplers: Vec::new(),
+                templates: Vec::new(),
+            }];
+            m.listeners.lock().unwrap().push(l);
+        }
+        let text = m.render(&store);
+        let mut types = std::collections::HashMap::new();
+        let mut series = std::collections::HashSet::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                assert!(
+                    types.insert(name.to_string(), kind.to_string()).is_none(),
+                    "{name} declared twice"
+                );
+                assert_eq!(
+                    name.ends_with("_total"),
+                    kind == "counter",
+                    "{name} is a {kind}"
+                );
+            } else if !line.starts_with('#') {
+                let (key, value) = line.rsplit_once(' ').unwrap();
+                value.parse::<f64>().unwrap();
+                let name = key.split('{').next().unwrap();
+                assert!(types.contains_key(name), "{name} has no TYPE");
+                assert!(series.insert(key.to_string()), "{key} twice");
+            }
+        }
+        assert_eq!(types["flower_decoder_sequence_lost"], "gauge");
+        assert_eq!(types["flower_exporter_sequence_lost"], "gauge");
+        assert!(types.contains_key("flower_decoder_sequence_duplicates_total"));
+        assert!(
+            series.contains("flower_datagrams_total{listener=\"0.0.0.0:9995\",socket=\"1\"}"),
+            "{text}"
         );
     }
 }
