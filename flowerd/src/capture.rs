@@ -309,6 +309,25 @@ impl<R: Read> CaptureReader<R> {
         &mut self,
         mut f: impl FnMut(&Datagram<'_>),
     ) -> Result<CaptureStats, CaptureError> {
+        self.for_each_datagram_while(|d| {
+            f(d);
+            true
+        })
+    }
+
+    /// [`for_each_datagram`](Self::for_each_datagram) until `f` returns
+    /// false: the rest of the file is then not read (`decode | head`).
+    /// Calling it again goes on after that datagram's record.
+    pub(crate) fn for_each_datagram_while(
+        &mut self,
+        mut f: impl FnMut(&Datagram<'_>) -> bool,
+    ) -> Result<CaptureStats, CaptureError> {
+        let go = std::cell::Cell::new(true);
+        let mut f = |d: &Datagram<'_>| {
+            if go.get() {
+                go.set(f(d));
+            }
+        };
         loop {
             let rdr: &mut dyn PcapReaderIterator = match &mut self.inner {
                 Inner::Legacy(r) => r,
@@ -346,6 +365,9 @@ impl<R: Read> CaptureReader<R> {
                 Step::Block(len, outcome) => {
                     rdr.consume(len);
                     outcome?;
+                    if !go.get() {
+                        return Ok(self.state.stats);
+                    }
                 }
                 Step::Eof => return Ok(self.state.stats),
                 Step::Fail(e) => return Err(e),
@@ -393,7 +415,6 @@ impl<R: Read> CaptureReader<R> {
     }
 
     /// The counters so far.
-    #[allow(dead_code)] // for `flowerd replay` and the daemon (next issues)
     pub(crate) fn stats(&self) -> CaptureStats {
         self.state.stats
     }
@@ -2059,6 +2080,25 @@ mod tests {
         assert_eq!(cr.for_each_datagram(|_| n += 1).unwrap(), stats(1, 1));
         assert_eq!(cr.for_each_datagram(|_| n += 1).unwrap(), stats(1, 1));
         assert_eq!(n, 1);
+    }
+
+    /// Stopping reads no further; calling again goes on where it stopped.
+    #[test]
+    fn stopping_early_reads_no_further() {
+        let three: Vec<_> = (1..=3)
+            .map(|i| rec(i, 0, eth(0x0800, &[], &udp4(1, 2, PAYLOAD))))
+            .collect();
+        let mut cr = CaptureReader::new(Cursor::new(pcap(1, false, false, &three))).unwrap();
+        let mut n = 0;
+        let first = cr
+            .for_each_datagram_while(|_| {
+                n += 1;
+                false
+            })
+            .unwrap();
+        assert_eq!((n, first.udp), (1, 1));
+        assert_eq!(cr.for_each_datagram(|_| n += 1).unwrap(), stats(3, 3));
+        assert_eq!(n, 3);
     }
 
     /// Mutated and cut captures give results or errors, never panics or hangs.

@@ -4,7 +4,7 @@ use std::io::{self, BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context};
+use anyhow::Context;
 use netflow9::{Config, Decoder};
 use serde::Serialize;
 
@@ -66,15 +66,27 @@ pub(crate) fn run(args: &DecodeArgs) -> anyhow::Result<ExitCode> {
     if args.format == Format::Csv && !args.summary {
         writeln!(out, "{}", output::CSV_HEADER).context("writing to stdout")?;
     }
+    // A file that cannot be read to its end (cut short while a capture
+    // was being written, say) is reported and the others are still read;
+    // the exit status is then 1.
+    let mut failed_files = 0usize;
     for path in &args.files {
-        let mut reader = capture::open(path)
-            .map_err(|e| anyhow!("{}: {e}", path.display()))
-            .context("is it a pcap or pcapng capture file?")?;
+        let mut reader = match capture::open(path) {
+            Ok(r) => r,
+            Err(e) => {
+                failed_files += 1;
+                eprintln!(
+                    "flowerd decode: error: {}: {e} (is it a pcap or pcapng capture file?)",
+                    path.display()
+                );
+                continue;
+            }
+        };
         let mut next_report = Instant::now() + Duration::from_secs(1);
-        let result = reader.for_each_datagram(|d| {
+        let result = reader.for_each_datagram_while(|d| {
             if !is_v9(d.payload) {
                 skipped.other_udp += 1;
-                return;
+                return true;
             }
             summary.datagrams += 1;
             let _ = decoder.decode(d.src.ip(), d.payload, |r| {
@@ -82,8 +94,8 @@ pub(crate) fn run(args: &DecodeArgs) -> anyhow::Result<ExitCode> {
                     return;
                 }
                 let flow = r.flow();
-                summary.bytes += flow.bytes;
-                summary.pkts += flow.packets;
+                summary.bytes = summary.bytes.saturating_add(flow.bytes);
+                summary.pkts = summary.pkts.saturating_add(flow.packets);
                 if args.summary || write_error.is_some() {
                     return;
                 }
@@ -104,11 +116,23 @@ pub(crate) fn run(args: &DecodeArgs) -> anyhow::Result<ExitCode> {
                     decoder.counters().records
                 );
             }
+            // Nobody reads the output any more (`| head`): stop reading.
+            write_error.is_none()
         });
         if progress {
             eprint!("\r\x1b[K");
         }
-        let stats = result.map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        let stats = match result {
+            Ok(stats) => stats,
+            Err(e) => {
+                failed_files += 1;
+                eprintln!(
+                    "flowerd decode: error: {}: {e}; the datagrams before it are decoded",
+                    path.display()
+                );
+                reader.stats()
+            }
+        };
         skipped.frames += stats.frames;
         skipped.non_udp += stats.non_udp;
         skipped.truncated += stats.truncated;
@@ -152,6 +176,13 @@ pub(crate) fn run(args: &DecodeArgs) -> anyhow::Result<ExitCode> {
         summary.unknown_template,
         decoder.pending_flowsets(),
     );
+    if failed_files > 0 {
+        eprintln!(
+            "flowerd decode: {failed_files} of {} files could not be read to their end (see above)",
+            args.files.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -192,6 +192,35 @@ fn a_bad_file_names_itself_and_exits_1() {
     assert!(err.contains("cut.pcap") && err.contains("offset"), "{err}");
     assert!(String::from_utf8_lossy(&out.stdout).lines().count() > 1700);
 
+    // A cut file does not stop the files after it, and the summary still
+    // comes (the exit status says something went wrong).
+    let whole = data("exports/softflowd-v9.pcap");
+    let expected = flowerd(&["decode", "--summary", whole.to_str().unwrap()]);
+    let both = flowerd(&[
+        "decode",
+        "--summary",
+        cut_path.to_str().unwrap(),
+        whole.to_str().unwrap(),
+    ]);
+    assert_eq!(both.status.code(), Some(1));
+    let summary = |o: &std::process::Output| -> serde_json::Value {
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let (cut_only, whole_only) = (
+        summary(&flowerd(&[
+            "decode",
+            "--summary",
+            cut_path.to_str().unwrap(),
+        ])),
+        summary(&expected),
+    );
+    assert!(cut_only["flows"].as_u64().unwrap() > 1700);
+    assert_eq!(
+        summary(&both)["datagrams"].as_u64(),
+        Some(cut_only["datagrams"].as_u64().unwrap() + whole_only["datagrams"].as_u64().unwrap())
+    );
+    assert!(String::from_utf8_lossy(&both.stderr).contains("1 of 2 files"));
+
     let missing = flowerd(&["decode", "/nonexistent/x.pcap"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/x.pcap"));
