@@ -203,7 +203,7 @@ fn a_bad_file_names_itself_and_exits_1() {
         whole.to_str().unwrap(),
     ]);
     assert_eq!(both.status.code(), Some(1));
-    let summary = |o: &std::process::Output| -> serde_json::Value {
+    let summary = |o: &Output| -> serde_json::Value {
         serde_json::from_slice(&o.stdout).unwrap()
     };
     let (cut_only, whole_only) = (
