@@ -28,6 +28,14 @@ pub(crate) enum Command {
         SIGINT/SIGTERM stop receiving, store what was received, and exit 0.")]
     Serve(ServeArgs),
     /// Validate a configuration file and print the effective configuration.
+    #[command(
+        after_help = "The file is TOML; every key is optional and unknown keys are errors.\n\
+        Sections: data, [[netflow]] (listen, recv_buffer, sockets), [http], [pipeline],\n\
+        [decoder], [store] (with [store.retention]), [log]. `flowerd check-config` on an\n\
+        empty file prints every key with its default.\n\n\
+        Example:\n  \
+        flowerd check-config /etc/flower/flowerd.toml"
+    )]
     CheckConfig {
         /// The TOML file.
         #[arg(value_name = "FILE")]
@@ -37,9 +45,17 @@ pub(crate) enum Command {
     #[command(subcommand)]
     User(UserCommand),
     /// Send the NetFlow payloads of capture files to a collector (like nfreplay).
-    #[command(after_help = "Examples:\n  \
+    #[command(
+        after_help = "Each exporter of the captures (each source address) sends from its own\n\
+        socket; towards an IPv4 loopback collector each also sends from its own address\n\
+        (127.0.0.1, 127.0.0.2, ...), so the collector keeps their templates apart. Towards\n\
+        other addresses they share this host's address (a warning says so).\n\
+        Payloads over 65 507 bytes are skipped; a file cut short is sent up to where it\n\
+        ends (exit status 1).\n\n\
+        Examples:\n  \
         flowerd replay capture.pcap --to 127.0.0.1:9995\n  \
-        flowerd replay a.pcap b.pcapng --to [::1]:2055 --rate 2000 --loop 10")]
+        flowerd replay a.pcap b.pcapng --to [::1]:2055 --rate 2000 --loop 10"
+    )]
     Replay(ReplayArgs),
     /// Act as a synthetic NetFlow v9 exporter with a realistic traffic mix.
     #[command(after_help = "Examples:\n  \
@@ -145,8 +161,8 @@ pub(crate) struct ReplayArgs {
     /// Datagrams per second (0 = as fast as possible).
     #[arg(long, default_value_t = 0)]
     pub(crate) rate: u64,
-    /// Send the files this many times.
-    #[arg(long = "loop", default_value_t = 1)]
+    /// Send the files this many times (1 or more).
+    #[arg(long = "loop", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) loops: u64,
 }
 
@@ -156,10 +172,12 @@ pub(crate) struct GenerateArgs {
     /// Collector address.
     #[arg(long, value_name = "HOST:PORT")]
     pub(crate) to: String,
-    /// Flows per second (all exporters together).
+    /// Flows per second (all exporters together; 0 = as fast as possible).
+    /// Whole packets leave when their first flow is due.
     #[arg(long, default_value_t = 1000)]
     pub(crate) flows_per_sec: u64,
-    /// How long to run, e.g. 30s, 5m, 1h (default: until interrupted).
+    /// How long to run: seconds, or a number with ms, s, m or h (e.g. 30, 500ms, 5m, 1h;
+    /// default: until interrupted).
     #[arg(long, value_name = "DURATION")]
     pub(crate) duration: Option<String>,
     /// Number of exporters (each with its own Source ID and sequence).

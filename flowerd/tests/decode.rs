@@ -203,9 +203,7 @@ fn a_bad_file_names_itself_and_exits_1() {
         whole.to_str().unwrap(),
     ]);
     assert_eq!(both.status.code(), Some(1));
-    let summary = |o: &Output| -> serde_json::Value {
-        serde_json::from_slice(&o.stdout).unwrap()
-    };
+    let summary = |o: &Output| -> serde_json::Value { serde_json::from_slice(&o.stdout).unwrap() };
     let (cut_only, whole_only) = (
         summary(&flowerd(&[
             "decode",

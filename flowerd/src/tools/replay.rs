@@ -1,15 +1,22 @@
 //! `flowerd replay`: sends the NetFlow v9 payloads of capture files to a
-//! collector, in file order, from one UDP socket, at a chosen rate.
+//! collector, in file order, at a chosen rate.
 //!
 //! The files are read once, up front, into one buffer ([`Payloads`], at most
-//! [`MAX_PAYLOAD_BYTES`]), so `--loop N` costs nothing but the sending. The
-//! datagrams go out from one socket connected to the collector: whatever
-//! exporters the capture recorded, the collector sees a single exporter
-//! address, and replaying a capture in a loop repeats its sequence numbers
-//! (the collector counts that as sequence anomalies, which is harmless).
+//! [`MAX_PAYLOAD_BYTES`]), so `--loop N` costs nothing but the sending.
+//!
+//! A collector tells exporters apart by their source address, and so do
+//! templates: two exporters of one capture that use the same Source ID and
+//! template IDs would overwrite each other's templates if they arrived from
+//! one address. So each exporter of the captures (each source address) gets
+//! its own socket, and towards an IPv4 loopback collector its own source
+//! address: the first exporter sends from 127.0.0.1, the second from
+//! 127.0.0.2, and so on (up to [`MAX_EXPORTERS`]). Towards any other
+//! address all exporters share this host's address, which `replay` warns
+//! about when the captures hold more than one. Replaying in a loop repeats
+//! the sequence numbers (the collector counts them as sequence anomalies).
 
 use std::io::{self, IsTerminal};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -20,15 +27,37 @@ use anyhow::{anyhow, bail};
 use crate::capture;
 use crate::cli::ReplayArgs;
 
-use super::send::{connect, resolve, send, stop_flag, Pacer, Progress};
+use super::send::{connect, connect_from, resolve, send, stop_flag, Pacer, Progress};
 
-/// Most payload bytes `replay` keeps in memory (all files together).
+/// Most payload bytes `replay` keeps in memory (all files together, with
+/// its bookkeeping per datagram).
 pub(crate) const MAX_PAYLOAD_BYTES: usize = 1 << 30;
+
+/// Most exporters (source addresses) replay keeps apart; the datagrams of
+/// any more are sent from the last one's socket.
+pub(crate) const MAX_EXPORTERS: usize = 256;
+
+/// The largest UDP payload of an IPv4 datagram: larger payloads (jumbograms,
+/// offload artefacts in captures) cannot be sent and are skipped.
+const MAX_UDP_PAYLOAD: usize = 65_507;
+
+/// Memory per datagram besides its payload (its end offset and exporter).
+const PER_DATAGRAM: usize = size_of::<usize>() + size_of::<u16>();
 
 /// Runs `flowerd replay`.
 pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let dest = resolve(&args.to)?;
     let payloads = Payloads::load(&args.files, MAX_PAYLOAD_BYTES)?;
+    for problem in &payloads.damaged {
+        eprintln!("flowerd replay: warning: {problem}; the datagrams before it are sent");
+    }
+    if payloads.oversized > 0 {
+        eprintln!(
+            "flowerd replay: warning: {} NetFlow payloads larger than {MAX_UDP_PAYLOAD} bytes \
+             (the most a UDP datagram holds) are skipped",
+            payloads.oversized
+        );
+    }
     if payloads.is_empty() {
         bail!(
             "no NetFlow v9 datagrams in {} ({} other UDP datagrams)",
@@ -40,11 +69,46 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
             payloads.skipped
         );
     }
-    let socket = connect(dest)?;
+    let sockets = sockets_for(dest, payloads.exporters.len())?;
     let stop = stop_flag()?;
-    let report = send_all(&socket, &payloads, args.rate, args.loops, &stop)?;
+    let report = send_all(&sockets, &payloads, args.rate, args.loops, &stop)?;
     println!("{}", report.summary_line(dest));
-    Ok(ExitCode::SUCCESS)
+    if payloads.damaged.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// One socket per exporter (up to [`MAX_EXPORTERS`]), each from its own
+/// loopback address when `dest` is IPv4 loopback; else one socket.
+fn sockets_for(dest: SocketAddr, exporters: usize) -> anyhow::Result<Vec<UdpSocket>> {
+    let loopback4 = matches!(dest.ip(), IpAddr::V4(a) if a.is_loopback());
+    if exporters <= 1 || !loopback4 {
+        if exporters > 1 {
+            eprintln!(
+                "flowerd replay: warning: the captures hold {exporters} exporters; towards {dest} \
+                 they all send from this host's address, so the collector sees one exporter \
+                 and templates of the same ID overwrite each other. Replay to 127.0.0.1 to keep \
+                 them apart (each then sends from its own 127.0.0.x address)."
+            );
+        }
+        return Ok(vec![connect(dest)?]);
+    }
+    if exporters > MAX_EXPORTERS {
+        eprintln!(
+            "flowerd replay: warning: the captures hold {exporters} exporters; the first \
+             {} get their own address, the others share the last one",
+            MAX_EXPORTERS - 1
+        );
+    }
+    (0..exporters.min(MAX_EXPORTERS))
+        .map(|k| {
+            // 127.0.0.1, 127.0.0.2, ...: all loopback, all local on Linux.
+            let local = Ipv4Addr::from(u32::from(Ipv4Addr::LOCALHOST) + k as u32);
+            connect_from(local.into(), dest)
+        })
+        .collect()
 }
 
 /// The NetFlow v9 payloads of a set of captures, back to back in one buffer.
@@ -54,8 +118,17 @@ pub(crate) struct Payloads {
     data: Vec<u8>,
     /// End of each payload in `data`.
     ends: Vec<usize>,
+    /// Index in `exporters` of each payload's sender.
+    senders: Vec<u16>,
+    /// The source addresses of the captures' exporters, in order of first
+    /// appearance (at most [`MAX_EXPORTERS`] kept apart).
+    pub(crate) exporters: Vec<IpAddr>,
     /// UDP datagrams that were not NetFlow v9 (not sent).
     pub(crate) skipped: u64,
+    /// NetFlow payloads too large for a UDP datagram (not sent).
+    pub(crate) oversized: u64,
+    /// Files that could not be read to their end: what went wrong, where.
+    pub(crate) damaged: Vec<String>,
 }
 
 /// True if a UDP payload looks like NetFlow v9 (version field 9).
@@ -80,18 +153,41 @@ impl Payloads {
                 anyhow!("{}: {e}{hint}", path.display())
             })?;
             let mut over = false;
-            reader
-                .for_each_datagram(|d| {
-                    if !is_v9(d.payload) {
-                        out.skipped += 1;
-                    } else if out.data.len() + d.payload.len() > cap {
-                        over = true;
-                    } else if !over {
-                        out.data.extend_from_slice(d.payload);
-                        out.ends.push(out.data.len());
+            let mut progress = Progress::new(io::stderr().is_terminal());
+            let read = reader.for_each_datagram_while(|d| {
+                if !is_v9(d.payload) {
+                    out.skipped += 1;
+                    return true;
+                }
+                if d.payload.len() > MAX_UDP_PAYLOAD {
+                    out.oversized += 1;
+                    return true;
+                }
+                let used = out.data.len() + out.ends.len() * PER_DATAGRAM;
+                if used + d.payload.len() + PER_DATAGRAM > cap {
+                    over = true;
+                    return false;
+                }
+                out.data.extend_from_slice(d.payload);
+                out.ends.push(out.data.len());
+                let sender = d.src.ip();
+                let k = match out.exporters.iter().position(|e| *e == sender) {
+                    Some(k) => k,
+                    None if out.exporters.len() < MAX_EXPORTERS => {
+                        out.exporters.push(sender);
+                        out.exporters.len() - 1
                     }
-                })
-                .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+                    None => MAX_EXPORTERS - 1,
+                };
+                out.senders.push(k as u16);
+                progress
+                    .tick(|_| format!("loading {}: {} datagrams", path.display(), out.ends.len()));
+                true
+            });
+            progress.clear();
+            if let Err(e) = read {
+                out.damaged.push(format!("{}: {e}", path.display()));
+            }
             if over {
                 bail!(
                     "{}: the NetFlow payloads of the captures exceed {} MiB, the most replay \
@@ -110,11 +206,19 @@ impl Payloads {
     }
 
     /// The payloads, in order.
+    #[cfg(test)]
     pub(crate) fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.iter_with_senders().map(|(_, p)| p)
+    }
+
+    /// The payloads, in order, each with its exporter's index in
+    /// [`Payloads::exporters`].
+    pub(crate) fn iter_with_senders(&self) -> impl Iterator<Item = (usize, &[u8])> + '_ {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
         starts
             .zip(self.ends.iter().copied())
-            .map(|(s, e)| self.data.get(s..e).unwrap_or_default())
+            .zip(self.senders.iter())
+            .map(|((s, e), k)| (usize::from(*k), self.data.get(s..e).unwrap_or_default()))
     }
 }
 
@@ -157,24 +261,28 @@ impl ReplayReport {
     }
 }
 
-/// Sends `payloads` `loops` times through `socket` at `rate` datagrams per
-/// second (0: as fast as possible), until done or `stop` is set.
+/// Sends `payloads` `loops` times at `rate` datagrams per second (0: as
+/// fast as possible), until done or `stop` is set: each through the socket
+/// of its exporter in `sockets` (the last one for exporters beyond them).
 pub(crate) fn send_all(
-    socket: &UdpSocket,
+    sockets: &[UdpSocket],
     payloads: &Payloads,
     rate: u64,
     loops: u64,
     stop: &AtomicBool,
 ) -> anyhow::Result<ReplayReport> {
     let mut report = ReplayReport::default();
+    let Some(last) = sockets.last() else {
+        bail!("no socket to send from");
+    };
     let mut pacer = Pacer::new(rate);
     let mut progress = Progress::new(io::stderr().is_terminal());
     'all: for _ in 0..loops {
-        for p in payloads.iter() {
+        for (k, p) in payloads.iter_with_senders() {
             if !pacer.wait(1, None, stop) {
                 break 'all;
             }
-            if send(socket, p)? {
+            if send(sockets.get(k).unwrap_or(last), p)? {
                 report.datagrams += 1;
                 report.bytes += p.len() as u64;
             } else {
@@ -270,7 +378,7 @@ mod tests {
             got
         });
         let stop = AtomicBool::new(false);
-        let r = send_all(&tx, &payloads, 20_000, 2, &stop).unwrap();
+        let r = send_all(std::slice::from_ref(&tx), &payloads, 20_000, 2, &stop).unwrap();
         assert_eq!((r.datagrams, r.loops, r.refused), (142, 2, 0));
         assert_eq!(r.bytes, 2 * payloads.data.len() as u64);
         // 142 datagrams at 20 000/s: at least 7 ms.
@@ -294,6 +402,102 @@ mod tests {
         replay_to("[::1]:0");
     }
 
+    /// A classic pcap (raw IPv4 link type) of UDP datagrams
+    /// `(source address, payload)`; `total_length_0` leaves the IPv4 total
+    /// length 0, as segmentation offload does in captures.
+    fn raw_ipv4_pcap(datagrams: &[([u8; 4], Vec<u8>, bool)]) -> Vec<u8> {
+        let mut f = Vec::new();
+        for v in [
+            0xa1b2_c3d4u32.to_le_bytes().as_slice(),
+            &2u16.to_le_bytes(),
+            &4u16.to_le_bytes(),
+        ] {
+            f.extend_from_slice(v);
+        }
+        f.extend_from_slice(&[0; 8]);
+        f.extend_from_slice(&262_144u32.to_le_bytes());
+        f.extend_from_slice(&101u32.to_le_bytes()); // LINKTYPE_RAW
+        for (src, payload, total_length_0) in datagrams {
+            let udp_len = 8 + payload.len();
+            let total = if *total_length_0 { 0 } else { 20 + udp_len };
+            let mut pkt = vec![0x45, 0];
+            pkt.extend_from_slice(&(total as u16).to_be_bytes());
+            pkt.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0]);
+            pkt.extend_from_slice(src);
+            pkt.extend_from_slice(&[127, 0, 0, 1]);
+            pkt.extend_from_slice(&2055u16.to_be_bytes());
+            pkt.extend_from_slice(&9995u16.to_be_bytes());
+            pkt.extend_from_slice(&(udp_len as u16).to_be_bytes());
+            pkt.extend_from_slice(&[0, 0]);
+            pkt.extend_from_slice(payload);
+            f.extend_from_slice(&[0; 8]);
+            f.extend_from_slice(&(pkt.len() as u32).to_le_bytes());
+            f.extend_from_slice(&(pkt.len() as u32).to_le_bytes());
+            f.extend_from_slice(&pkt);
+        }
+        f
+    }
+
+    /// Two exporters in one capture reach an IPv4 loopback collector from
+    /// two addresses (their templates would collide from one); payloads
+    /// too large for UDP are skipped; a file cut short keeps what came
+    /// before the cut.
+    #[test]
+    fn exporters_keep_their_own_addresses() {
+        let v9 = |tag: u8, len: usize| {
+            let mut p = vec![0, 9];
+            p.resize(len, tag);
+            p
+        };
+        let file = raw_ipv4_pcap(&[
+            ([192, 0, 2, 1], v9(1, 40), false),
+            ([192, 0, 2, 2], v9(2, 40), false),
+            ([192, 0, 2, 1], v9(3, 40), false),
+            ([192, 0, 2, 3], v9(4, 65_520), true),
+            ([192, 0, 2, 2], v9(5, 40), false),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("two.pcap");
+        std::fs::write(&path, &file).unwrap();
+        let p = Payloads::load(&[&path], MAX_PAYLOAD_BYTES).unwrap();
+        assert_eq!(
+            p.exporters,
+            [IpAddr::from([192, 0, 2, 1]), [192, 0, 2, 2].into()]
+        );
+        assert_eq!((p.ends.len(), p.oversized), (4, 1));
+        assert!(p.damaged.is_empty());
+
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let to = rx.local_addr().unwrap();
+        let sockets = sockets_for(to, p.exporters.len()).unwrap();
+        assert_eq!(sockets.len(), 2);
+        let r = send_all(&sockets, &p, 0, 1, &AtomicBool::new(false)).unwrap();
+        assert_eq!(r.datagrams, 4);
+        let mut buf = [0u8; 100];
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let (n, from) = rx.recv_from(&mut buf).unwrap();
+            assert_eq!(n, 40);
+            seen.push((buf[2], from.ip()));
+        }
+        seen.sort_unstable();
+        let (a, b) = (IpAddr::from([127, 0, 0, 1]), IpAddr::from([127, 0, 0, 2]));
+        assert_eq!(seen, [(1, a), (2, b), (3, a), (5, b)]);
+
+        // Cut in the middle of the last record.
+        let cut = dir.path().join("cut.pcap");
+        std::fs::write(&cut, &file[..file.len() - 10]).unwrap();
+        let p = Payloads::load(&[&cut, &path], MAX_PAYLOAD_BYTES).unwrap();
+        assert_eq!(p.damaged.len(), 1);
+        assert!(p.damaged[0].contains("cut.pcap"), "{:?}", p.damaged);
+        assert_eq!(
+            p.ends.len(),
+            3 + 4,
+            "what came before the cut, then the next file"
+        );
+    }
+
     #[test]
     fn refused_datagrams_are_counted_not_fatal() {
         // A port nobody listens on: bind, note the port, close.
@@ -304,7 +508,14 @@ mod tests {
         let payloads =
             Payloads::load(&[data("exports/softflowd-v9.pcap")], MAX_PAYLOAD_BYTES).unwrap();
         let tx = connect(port).unwrap();
-        let r = send_all(&tx, &payloads, 0, 1, &AtomicBool::new(false)).unwrap();
+        let r = send_all(
+            std::slice::from_ref(&tx),
+            &payloads,
+            0,
+            1,
+            &AtomicBool::new(false),
+        )
+        .unwrap();
         assert_eq!(r.datagrams + r.refused, 71);
         assert!(r.refused > 0, "{r:?}");
         assert!(r.summary_line(port).contains("refused="));

@@ -3,7 +3,7 @@
 //! the [`Progress`] line.
 
 use std::io::{self, Write};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,11 +27,17 @@ pub(crate) fn resolve(to: &str) -> anyhow::Result<SocketAddr> {
 
 /// A UDP socket of `dest`'s family, on an ephemeral port, connected to `dest`.
 pub(crate) fn connect(dest: SocketAddr) -> anyhow::Result<UdpSocket> {
-    let local: SocketAddr = if dest.is_ipv4() {
-        (Ipv4Addr::UNSPECIFIED, 0).into()
+    let local: IpAddr = if dest.is_ipv4() {
+        Ipv4Addr::UNSPECIFIED.into()
     } else {
-        (Ipv6Addr::UNSPECIFIED, 0).into()
+        Ipv6Addr::UNSPECIFIED.into()
     };
+    connect_from(local, dest)
+}
+
+/// A UDP socket bound to `local` (an ephemeral port), connected to `dest`.
+pub(crate) fn connect_from(local: IpAddr, dest: SocketAddr) -> anyhow::Result<UdpSocket> {
+    let local = SocketAddr::new(local, 0);
     let socket = UdpSocket::bind(local).with_context(|| format!("binding UDP {local}"))?;
     // A larger send buffer absorbs bursts; failing to get one is harmless.
     let _ = socket2::SockRef::from(&socket).set_send_buffer_size(SEND_BUFFER);
