@@ -194,10 +194,12 @@ pub(crate) fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     tracing::info!(
         flows_received = metrics.flows_received(),
         flows_stored = metrics.pipeline.flows_stored.load(Ordering::Relaxed),
-        dropped = metrics
+        dropped_channel_full = metrics
             .pipeline
             .channel_dropped_flows
             .load(Ordering::Relaxed),
+        dropped_writer_gone = metrics.pipeline.writer_gone_flows.load(Ordering::Relaxed),
+        failed_writes = metrics.pipeline.write_error_flows.load(Ordering::Relaxed),
         "flowerd stopped"
     );
     Ok(if failed {
