@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo run --example udp_collector -- 127.0.0.1:2055 10   # listen 10 s
-//! python3 shared/corpus/replay.py 127.0.0.1:2055 capture.pcap   # in another shell
+//! cargo run -p flowerd -- replay capture.pcap --to 127.0.0.1:2055   # in another shell
 //! ```
 
 use std::net::UdpSocket;

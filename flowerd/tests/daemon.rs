@@ -249,7 +249,7 @@ fn data_only_packet(seq: u32) -> Vec<u8> {
 }
 
 #[test]
-fn after_kill_9_the_store_reopens_and_persisted_templates_decode_new_data() {
+fn after_kill_9_during_ingest_the_store_reopens_and_persisted_templates_decode_new_data() {
     let dir = tempfile::tempdir().unwrap();
     let d = start(dir.path(), &["127.0.0.1:0"]);
     let to = d.netflow[0];
@@ -257,7 +257,29 @@ fn after_kill_9_the_store_reopens_and_persisted_templates_decode_new_data() {
     send("127.0.0.5:0", to, &all);
     // templates are persisted about once a second; flows commit per batch
     std::thread::sleep(Duration::from_millis(2500));
+    // Killed during ingest: a second exporter sends without pause until
+    // after the kill.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sender = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let s = UdpSocket::bind("127.0.0.6:0").unwrap();
+            let mut sent = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for p in &all {
+                    // The port closes with the daemon.
+                    let _ = s.send_to(p, to);
+                    sent += 1;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            sent
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1500));
     d.kill9();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(sender.join().unwrap() > 1000, "the kill came during ingest");
 
     let d = start(dir.path(), &["127.0.0.1:0"]);
     let to = d.netflow[0];
@@ -277,16 +299,28 @@ fn after_kill_9_the_store_reopens_and_persisted_templates_decode_new_data() {
     let before = store
         .summary(
             TimeRange::all(),
-            &Filter::parse("not host 192.0.2.77").unwrap(),
+            &Filter::parse("exporter 127.0.0.5 and not host 192.0.2.77").unwrap(),
         )
         .unwrap();
     assert_eq!(
         before.flows, 1804,
         "everything committed before the kill is there"
     );
+    let during = store
+        .summary(
+            TimeRange::all(),
+            &Filter::parse("exporter 127.0.0.6").unwrap(),
+        )
+        .unwrap();
+    assert!(during.flows > 0, "the second exporter's committed batches");
     drop(store);
+    // No partial batch: raw flows and rollups agree (`stored` checks it).
     let (flows, _, _) = stored(dir.path());
-    assert_eq!(flows, 1805, "rollups caught up after the kill");
+    assert_eq!(
+        flows,
+        1805 + during.flows,
+        "rollups caught up after the kill"
+    );
 }
 
 #[test]

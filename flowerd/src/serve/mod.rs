@@ -57,7 +57,7 @@ pub(crate) fn run(cfg: Config) -> anyhow::Result<ExitCode> {
         println!(
             "flowerd: first start: created user \"admin\" with password: {pw}\n\
              flowerd: (also saved in {}, readable only by this user; change it with \
-             `flowerd user add admin --role admin --password-stdin`)",
+             `flowerd user add admin --role admin --replace --password-stdin`)",
             cfg.data.join(crate::users::INITIAL_PASSWORD_FILE).display()
         );
         tracing::warn!(
