@@ -129,21 +129,53 @@ mod tests {
 
     #[test]
     fn csv_row_matches_header() {
+        // Every field a different value, so a swapped column shows.
+        let f = Flow {
+            exporter: [192, 0, 2, 1].into(),
+            source_id: 2,
+            template_id: 3,
+            src_addr: [10, 0, 0, 4].into(),
+            dst_addr: [10, 0, 0, 5].into(),
+            src_port: 6,
+            dst_port: 7,
+            protocol: 8,
+            tcp_flags: 9,
+            tos: 10,
+            input_if: 11,
+            output_if: 12,
+            src_as: 13,
+            dst_as: 14,
+            src_mask: 15,
+            dst_mask: 16,
+            next_hop: Some([10, 0, 0, 17].into()),
+            bgp_next_hop: None,
+            direction: Some(1),
+            bytes: 19,
+            packets: 20,
+            out_bytes: 21,
+            out_packets: 22,
+            first_ms: 23,
+            last_ms: 24,
+            sampling_interval: 25,
+        };
         let mut out = Vec::new();
-        write_csv(&mut out, &Flow::default()).unwrap();
+        write_csv(&mut out, &f).unwrap();
         let row = String::from_utf8(out).unwrap();
-        assert_eq!(
-            row.trim_end().split(',').count(),
-            CSV_HEADER.split(',').count()
-        );
         let mut json = Vec::new();
-        write_json(&mut json, &Flow::default()).unwrap();
+        write_json(&mut json, &f).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
-        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-        let mut header: Vec<&str> = CSV_HEADER.split(',').collect();
-        header.sort_unstable();
-        let mut keys = keys;
-        keys.sort_unstable();
-        assert_eq!(keys, header, "JSON keys and CSV columns are the same set");
+        let object = v.as_object().unwrap();
+        let columns: Vec<&str> = CSV_HEADER.split(',').collect();
+        let cells: Vec<&str> = row.trim_end().split(',').collect();
+        assert_eq!(cells.len(), columns.len());
+        assert_eq!(object.len(), columns.len(), "JSON keys and CSV columns");
+        for (column, cell) in columns.iter().zip(&cells) {
+            let expected = match &object[*column] {
+                serde_json::Value::Null => String::new(),
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            assert_eq!(*cell, expected, "column {column}");
+        }
     }
 }
