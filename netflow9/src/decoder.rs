@@ -131,7 +131,9 @@ pub fn empty_domain_slot() -> DomainSlot {
 
 /// Caller-provided storage, for use without an allocator.
 ///
-/// Index slices should be [`Storage::index_len`] of their table's capacity.
+/// Index slices should be [`Storage::index_len`] of their table's capacity:
+/// a shorter index shrinks the capacity to half its length, to none for an
+/// empty one ([`Decoder::template_capacity`] tells what came of it).
 #[derive(Debug)]
 pub struct Storage<'a> {
     /// Template slots; their number is the template capacity.
@@ -242,8 +244,15 @@ impl Decoder<'static> {
 
 impl<'a> Decoder<'a> {
     /// A decoder over caller-provided storage (no allocator needed).
-    /// Capacities come from the slices; `config`'s sizes are ignored.
+    /// Capacities come from the slices (see [`Storage`]); `config`'s sizes
+    /// are ignored. Debug builds assert that each index is long enough for
+    /// its slots.
     pub fn with_storage(config: Config, storage: Storage<'a>) -> Self {
+        debug_assert!(
+            storage.template_index.len() >= index_len(storage.templates.len())
+                && storage.domain_index.len() >= index_len(storage.domains.len()),
+            "Storage: index slices must be Storage::index_len(slots) long"
+        );
         let templates = Table::new(
             Managed::Borrowed(storage.templates),
             Managed::Borrowed(storage.template_index),
@@ -863,6 +872,7 @@ mod tests {
     /// Regression: any FlowSet waiting in the pending buffer (say of a
     /// quiet or spoofed Source ID) turned every re-sent template into a scan
     /// of the whole buffer, and such entries never expired.
+    #[cfg(feature = "alloc")] // Decoder::new
     #[test]
     fn stale_pending_entries_cost_refreshes_nothing() {
         let exporter = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
@@ -917,6 +927,7 @@ mod tests {
         assert_eq!(d.counters().pending_expired, 3000);
     }
 
+    #[cfg(feature = "alloc")] // Decoder::new
     #[test]
     fn resent_template_refreshes_and_changed_template_replaces() {
         let exporter = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));

@@ -12,7 +12,10 @@ use crate::{Error, ErrorKind, Result};
 /// FlowSet. On [`ErrorKind::BufferTooSmall`] or [`ErrorKind::TooLong`] (the
 /// packet, a FlowSet or the header's record count would overflow its 16
 /// bits) nothing is written, so a caller can finish the packet and start a
-/// new one. Whatever it accepts, the decoder reads back.
+/// new one. Templates are checked as the decoder checks them, and whatever
+/// the builder accepts the decoder reads back, with one exception RFC 3954
+/// leaves open: a FlowSet is padded with up to 3 zero bytes, so records of
+/// 1 to 3 bytes ending in zeros, last in their FlowSet, read as padding.
 ///
 /// ```
 /// use netflow9::{FieldSpecifier, FieldType, HeaderRepr, PacketBuilder, Template};
@@ -128,11 +131,13 @@ impl<'b> PacketBuilder<'b> {
     ///
     /// # Errors
     /// [`ErrorKind::BufferTooSmall`], [`ErrorKind::TooLong`];
-    /// [`ErrorKind::TemplateId`] below 256; [`ErrorKind::EmptyTemplate`] or
-    /// [`ErrorKind::TooManyFields`] (over [`MAX_FIELDS`]): what the decoder
-    /// would reject.
+    /// [`ErrorKind::TemplateId`] below 256; [`ErrorKind::EmptyTemplate`],
+    /// [`ErrorKind::TooManyFields`] (over [`MAX_FIELDS`]) or
+    /// [`ErrorKind::RecordLength`] (no byte, or more than 65 535): what the
+    /// decoder would reject ([`Template::new`]).
     pub fn template(&mut self, template_id: u16, fields: &[FieldSpecifier]) -> Result<()> {
         self.check_template(template_id, fields.len())?;
+        Template::new(template_id, fields).map_err(|e| Error::new(e.kind, self.len))?;
         let out = self.reserve(0, 4 + 4 * fields.len())?;
         out[..2].copy_from_slice(&template_id.to_be_bytes());
         out[2..4].copy_from_slice(&(fields.len() as u16).to_be_bytes());
@@ -153,6 +158,8 @@ impl<'b> PacketBuilder<'b> {
         fields: &[FieldSpecifier],
     ) -> Result<()> {
         self.check_template(template_id, scope.len() + fields.len())?;
+        Template::new_options(template_id, scope, fields)
+            .map_err(|e| Error::new(e.kind, self.len))?;
         let out = self.reserve(1, 6 + 4 * (scope.len() + fields.len()))?;
         out[..2].copy_from_slice(&template_id.to_be_bytes());
         out[2..4].copy_from_slice(&((4 * scope.len()) as u16).to_be_bytes());
@@ -179,7 +186,7 @@ impl<'b> PacketBuilder<'b> {
     /// Adds the record that defines `template` (Template or Options Template).
     ///
     /// # Errors
-    /// [`ErrorKind::BufferTooSmall`].
+    /// [`ErrorKind::BufferTooSmall`], [`ErrorKind::TooLong`].
     pub fn template_of(&mut self, template: &Template) -> Result<()> {
         let mut all = [FieldSpecifier::default(); MAX_FIELDS];
         let n = template.field_count();
@@ -195,13 +202,20 @@ impl<'b> PacketBuilder<'b> {
     }
 
     /// Adds a data record of template `template_id`, copied from `record`.
+    /// The builder does not know the template (it may have gone out in an
+    /// earlier packet): `record` must be one record of it, as laid out by
+    /// [`Template::offset_of`] (see [`PacketBuilder::record_with`]).
     ///
     /// # Errors
     /// [`ErrorKind::BufferTooSmall`], [`ErrorKind::TooLong`];
-    /// [`ErrorKind::TemplateId`] below 256.
+    /// [`ErrorKind::TemplateId`] below 256; [`ErrorKind::RecordLength`] for
+    /// an empty record.
     pub fn record(&mut self, template_id: u16, record: &[u8]) -> Result<()> {
         if template_id < 256 {
             return Err(Error::new(ErrorKind::TemplateId, self.len));
+        }
+        if record.is_empty() {
+            return Err(Error::new(ErrorKind::RecordLength, self.len));
         }
         self.reserve(template_id, record.len())?
             .copy_from_slice(record);
@@ -212,8 +226,13 @@ impl<'b> PacketBuilder<'b> {
     /// (see [`Template::offset_of`] for where each field goes).
     ///
     /// # Errors
-    /// As [`PacketBuilder::record`].
+    /// As [`PacketBuilder::record`]; [`ErrorKind::VariableLength`] for a
+    /// template with variable-length fields (their lengths are part of the
+    /// record: build it and use [`PacketBuilder::record`]).
     pub fn record_with(&mut self, template: &Template, fill: impl FnOnce(&mut [u8])) -> Result<()> {
+        if template.is_variable() {
+            return Err(Error::new(ErrorKind::VariableLength, self.len));
+        }
         fill(self.reserve(template.template_id(), template.record_len())?);
         Ok(())
     }
@@ -323,15 +342,15 @@ mod tests {
         assert_eq!(set.body().len(), 65_000);
         assert_eq!(p.count(), 65);
 
+        // An empty record is refused (it would count in the header and
+        // never decode); with records of a byte or more, the packet's
+        // length runs out before its count.
         let mut b = PacketBuilder::new(&mut buf, HeaderRepr::default()).unwrap();
-        let mut n = 0u32;
-        let err = loop {
-            match b.record(300, &[]) {
-                Ok(()) => n += 1,
-                Err(e) => break e,
-            }
-        };
-        assert_eq!((err.kind, n), (ErrorKind::TooLong, 65_535));
+        assert_eq!(
+            b.record(300, &[]).unwrap_err().kind,
+            ErrorKind::RecordLength
+        );
+        assert!(b.is_empty());
 
         let mut b = PacketBuilder::new(&mut buf, HeaderRepr::default()).unwrap();
         let f = FieldSpecifier::new(FieldType::IN_BYTES, 4);
@@ -346,8 +365,32 @@ mod tests {
             kind(b.options_template(1, &[f], &[f])),
             ErrorKind::TemplateId
         );
+        // Templates the decoder would reject: no byte at all, or records
+        // over 65 535 bytes.
+        let zero = FieldSpecifier::new(FieldType::IN_BYTES, 0);
+        let huge = FieldSpecifier::new(FieldType::IN_BYTES, 40_000);
+        assert_eq!(kind(b.template(300, &[zero])), ErrorKind::RecordLength);
+        assert_eq!(
+            kind(b.template(301, &[huge, huge])),
+            ErrorKind::RecordLength
+        );
+        assert_eq!(
+            kind(b.options_template(302, &[zero], &[])),
+            ErrorKind::RecordLength
+        );
         assert!(b.is_empty());
         b.template(256, &[f; MAX_FIELDS]).unwrap();
+        // A variable-length template's records carry their lengths: not
+        // fillable in place.
+        let var = Template::new(
+            303,
+            &[FieldSpecifier::new(
+                FieldType::IF_NAME,
+                crate::wire::VARIABLE_LENGTH,
+            )],
+        )
+        .unwrap();
+        assert_eq!(kind(b.record_with(&var, |_| {})), ErrorKind::VariableLength);
     }
 
     #[test]

@@ -27,7 +27,8 @@ pub enum ErrorKind {
     TooManyFields,
     /// An Options Template's scope or option length is not a multiple of 4.
     OptionsLength,
-    /// A record would be longer than 65 535 bytes.
+    /// A record would be 65 535 bytes or longer, or would hold no byte at
+    /// all (a template of zero-length fields only), or is empty.
     RecordLength,
     /// A variable-length field's length prefix runs past the record.
     VariableLength,
@@ -130,7 +131,9 @@ impl fmt::Display for ErrorKind {
             ErrorKind::OptionsLength => {
                 f.write_str("options template scope/option length not a multiple of 4")
             }
-            ErrorKind::RecordLength => f.write_str("record longer than 65535 bytes"),
+            ErrorKind::RecordLength => {
+                f.write_str("record length out of range (empty, or 65535 bytes or more)")
+            }
             ErrorKind::VariableLength => f.write_str("variable-length field runs past the record"),
             ErrorKind::BufferTooSmall => f.write_str("output buffer too small"),
             ErrorKind::RecordRemainder => {

@@ -591,6 +591,7 @@ mod tests {
     /// nProbe's default template carries IPv4 and IPv6 addresses, masks
     /// and next hops; a record fills its own family and zeroes the other.
     #[test]
+    #[cfg(feature = "alloc")]
     fn templates_with_both_families_take_the_record_family() {
         use crate::{FieldSpecifier as F, FieldType as T, Record, Template};
         use alloc::string::ToString;

@@ -136,17 +136,26 @@ impl<'a> Record<'a> {
     ///
     /// ```
     /// use netflow9::{Config, Decoder, Flow};
+    /// # use netflow9::{FieldSpecifier, FieldType, HeaderRepr, PacketBuilder};
+    /// # let fields = [FieldSpecifier::new(FieldType::IN_BYTES, 4)];
+    /// # let mut datagram = [0u8; 64];
+    /// # let mut p = PacketBuilder::new(&mut datagram, HeaderRepr::default())?;
+    /// # p.template(256, &fields)?;
+    /// # p.record(256, &1500u32.to_be_bytes())?;
+    /// # let len = p.finish()?;
+    /// # let datagram = &datagram[..len];
     /// let mut decoder = Decoder::new(Config::default());
     /// let mut batch = [Flow::default(); 64];
     /// let mut n = 0;
-    /// # let datagram = [0u8; 0];
     /// let exporter = "192.0.2.1".parse().unwrap();
-    /// let _ = decoder.decode(exporter, &datagram, |r| {
+    /// decoder.decode(exporter, datagram, |r| {
     ///     if let Some(slot) = batch.get_mut(n) {
     ///         r.flow_into(slot);
     ///         n += 1;
     ///     }
-    /// });
+    /// })?;
+    /// assert_eq!((n, batch[0].bytes), (1, 1500));
+    /// # Ok::<(), netflow9::Error>(())
     /// ```
     #[inline]
     pub fn flow_into(&self, out: &mut Flow) {

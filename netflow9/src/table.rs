@@ -11,9 +11,10 @@ use crate::managed::Managed;
 
 const NIL: u32 = u32::MAX;
 
-/// One entry of a [`Table`]; storage for `capacity` of them is provided at
-/// construction. Fields are private: create empty ones with [`Slot::EMPTY`]
-/// or `Default`.
+/// One entry of the decoder's fixed-capacity tables; storage for
+/// `capacity` of them is provided at construction. Fields are private:
+/// create empty ones with `netflow9::empty_template_slot` and
+/// `netflow9::empty_domain_slot`.
 #[derive(Debug, Clone, Copy)]
 pub struct Slot<K, V> {
     key: K,

@@ -245,25 +245,23 @@ impl Template {
     }
 
     /// Splits the front of `data` into one record and the rest, or `None` when
-    /// what is left is padding (shorter than a record, at most 3 zero bytes,
-    /// or all zeros for a variable-length template).
+    /// what is left is padding (shorter than a record, or at most 3 zero
+    /// bytes: RFC 3954 §5.3 pads a FlowSet to a 4-byte boundary, "SHOULD be
+    /// zero").
     #[inline]
     pub(crate) fn split_record<'a>(&self, data: &'a [u8]) -> Option<Result<(&'a [u8], &'a [u8])>> {
         let len = self.record_len();
         if data.len() < len || len == 0 {
             return None;
         }
-        if !self.variable {
-            // Records of 1 to 3 bytes: RFC 3954 §5.3 "Padding [...] SHOULD
-            // be zero"; up to 3 zero bytes at the end are padding, not
-            // records. (Only a short rest can be: no cost for longer records.)
-            if data.len() < 4 && crate::wire::is_padding(data) {
-                return None;
-            }
-            return Some(Ok(data.split_at(len)));
-        }
-        if crate::wire::is_padding(data) {
+        // Only a short rest can be padding: no cost for the records before.
+        // (Records of 1 to 3 bytes whose last ones are zero cannot be told
+        // from it.)
+        if data.len() < 4 && crate::wire::is_padding(data) {
             return None;
+        }
+        if !self.variable {
+            return Some(Ok(data.split_at(len)));
         }
         let mut pos = 0usize;
         for s in self.slots() {
@@ -368,8 +366,13 @@ impl Template {
             if i < self.scope_count() {
                 continue;
             }
+            // A record built by `Record::new` can be longer than a FlowSet:
+            // a value past 64 KiB has no location (rather than a wrong one).
+            let (Ok(start), Ok(len)) = (u16::try_from(start), u16::try_from(v.len())) else {
+                continue;
+            };
             if let Some(w) = walked.get_mut(n) {
-                *w = (s.field_type, start as u16, v.len() as u16);
+                *w = (s.field_type, start, len);
                 n += 1;
             }
         }

@@ -76,7 +76,7 @@ fn digits(b: &[u8], at: usize, n: usize) -> Option<u32> {
 /// date-time       = full-date "T" full-time
 /// ```
 ///
-/// and "NOTE: Per [ABNF] and ISO8601, the "T" and "Z" characters in this
+/// and "NOTE: Per \[ABNF\] and ISO8601, the "T" and "Z" characters in this
 /// syntax may alternatively be lower case "t" or "z" respectively. [...]
 /// Applications using this syntax may choose, for the sake of readability,
 /// to specify a full-date and full-time separated by (say) a space

@@ -5,7 +5,7 @@
 //! `new_checked` validates every length once; after it returns `Ok`, none of
 //! the view's accessors can panic, whatever the bytes were.
 //!
-//! Framing is parsed with private nom combinators ([`parse`]); no nom type
+//! Framing is parsed with private nom combinators (module `parse`); no nom type
 //! appears in the public API.
 
 pub mod flowset;

@@ -1,6 +1,5 @@
 //! Template and Options Template records (RFC 3954 §5.2, §6.1).
 
-use super::is_padding;
 use super::parse::{parse_field_specifier, parse_options_template_header, parse_template_header};
 use crate::field::FieldType;
 use crate::{Error, ErrorKind, Result};
@@ -157,6 +156,15 @@ pub struct TemplateRecordIter<'a> {
     offset: usize,
     options: bool,
     max_fields: usize,
+    /// Zero bytes at the end of the body: once `rest` is no longer, it is
+    /// padding. Counted once, so the check per record is O(1) (checking
+    /// the whole rest per record was quadratic in zero-filled FlowSets).
+    zero_tail: usize,
+}
+
+/// Zero bytes at the end of `body`.
+fn zero_tail(body: &[u8]) -> usize {
+    body.iter().rev().take_while(|&&b| b == 0).count()
 }
 
 impl<'a> TemplateRecordIter<'a> {
@@ -168,6 +176,7 @@ impl<'a> TemplateRecordIter<'a> {
             offset,
             options: false,
             max_fields,
+            zero_tail: zero_tail(body),
         }
     }
     /// Records of an Options Template FlowSet body.
@@ -177,6 +186,7 @@ impl<'a> TemplateRecordIter<'a> {
             offset,
             options: true,
             max_fields,
+            zero_tail: zero_tail(body),
         }
     }
 
@@ -277,7 +287,7 @@ impl<'a> Iterator for TemplateRecordIter<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         // Trailing padding: shorter than any record header, or only zeros.
-        if self.rest.len() < TEMPLATE_HEADER_LEN || is_padding(self.rest) {
+        if self.rest.len() < TEMPLATE_HEADER_LEN || self.rest.len() <= self.zero_tail {
             return None;
         }
         if self.options {
