@@ -1262,7 +1262,7 @@ fn one_byte_records_and_padding() {
 /// templates too (all-zero records of 4 bytes or more are records).
 #[test]
 fn zero_filled_flowsets_decode_in_linear_time() {
-    let var = f(FieldType::IF_NAME, netflow9::wire::VARIABLE_LENGTH);
+    let var = f(FieldType::IF_NAME, VARIABLE_LENGTH);
     // One variable-length field: a record of length 0 is the byte [0].
     let mut body = vec![0u8; 65_000];
     body.extend_from_slice(&[1, 7]);
