@@ -3,8 +3,14 @@
 //! rollups and the network map included.
 //!
 //! ```sh
-//! cargo run --release --example store_footprint
+//! cargo run --release --example store_footprint          # appends of 10 000 flows
+//! cargo run --release --example store_footprint -- 23    # appends of 23 flows
 //! ```
+//!
+//! The argument is the number of flows per append (default 10 000, the
+//! batches the floor is measured with). A daemon receiving little traffic
+//! commits small batches (every `pipeline.batch_max_ms`): the smaller
+//! argument shows what that costs.
 //!
 //! Maintenance runs after every hour of data, as `flowerd` runs it every
 //! minute, so the 5-minute and hourly tiers are built as the data arrives;
@@ -28,7 +34,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let mut synth = Synth::new(SynthConfig::benchmark());
-    let mut batch = vec![Flow::default(); 10_000];
+    let per_append: usize = match std::env::args().nth(1) {
+        Some(a) => a
+            .parse()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or("the argument is the number of flows per append (1 or more)")?,
+        None => 10_000,
+    };
+    let mut batch = vec![Flow::default(); per_append];
     let started = Instant::now();
     let mut flows = 0u64;
     {
@@ -54,6 +68,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{flows} flows stored in {:.1} s; data file {bytes} bytes",
         started.elapsed().as_secs_f64()
     );
-    println!("bytes_per_flow={:.1}", bytes as f64 / flows as f64);
+    println!(
+        "bytes_per_flow={:.1} flows_per_append={per_append}",
+        bytes as f64 / flows as f64
+    );
     Ok(())
 }

@@ -209,6 +209,10 @@ pub struct StoreStats {
     pub batches: AtomicU64,
     /// Raw blocks written.
     pub blocks: AtomicU64,
+    /// Of those, small blocks rewritten with the next batch's flows
+    /// appended: a daemon committing a few flows at a time still stores
+    /// blocks of hundreds (fewer bytes per flow).
+    pub merged_blocks: AtomicU64,
     /// Raw buckets removed by age.
     pub retention_buckets: AtomicU64,
     /// Flows in them.

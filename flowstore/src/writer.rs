@@ -27,7 +27,7 @@ use heed::RwTxn;
 use netflow9::Flow;
 
 use crate::codec::block::{self, BlockHeader, MAX_BLOCK_FLOWS};
-use crate::codec::keys::{addr16, BlockKey, RollupKey};
+use crate::codec::keys::{addr16, BlockKey, BucketInfo, RollupKey};
 use crate::error::{Error, Result};
 use crate::rollup::{prorate, Agg, Dimension, FxMap, Key, MatrixAgg, Rec, Rollup, MATRIX_MS};
 use crate::store::{now_secs, Store, StoreStats, META_HIGH_WATER};
@@ -44,6 +44,14 @@ pub(crate) const COMPACT_LAG_MS: u64 = 5 * 60_000;
 const LOG_DRAIN: usize = 4096;
 /// Emptied rollups kept for reuse.
 const SPARE_ROLLUPS: usize = 4;
+/// A raw bucket's last block takes the flows of the next append while it
+/// holds fewer than this many flows and is not yet in the rollups (see
+/// `Writer::merge_into_last`)...
+const MERGE_BELOW: usize = 4096;
+/// ... if the append brings fewer than this many flows to the bucket (a
+/// large batch makes a good block of its own: rewriting the last one would
+/// only cost time).
+const MERGE_RUN_BELOW: usize = 512;
 /// How many pairs ahead the network-map table's groups are prefetched (its
 /// slots twice as far).
 const MATRIX_PREFETCH: usize = 8;
@@ -73,6 +81,9 @@ pub struct AppendReport {
     pub flows: u64,
     /// Raw blocks written.
     pub blocks: u64,
+    /// Of those, small blocks rewritten with this batch's flows appended
+    /// (see [`StoreStats::merged_blocks`](crate::StoreStats::merged_blocks)).
+    pub merged_blocks: u64,
     /// Buckets removed to make room within the disk budget: raw ones and
     /// 1-minute rollups, oldest first (coarser rollups once none are left).
     pub budget_buckets: u64,
@@ -105,6 +116,8 @@ pub struct Writer {
     enc: block::Encoder,
     dec: block::Decoder,
     value: Vec<u8>,
+    /// A small block's flows and the flows appended to it.
+    merged: Vec<Flow>,
     blob: Vec<u8>,
     order: Vec<(u64, u32)>,
     /// 1-minute rollups of recent buckets, by bucket start (ms).
@@ -248,6 +261,7 @@ impl Store {
             enc: block::Encoder::default(),
             dec: block::Decoder::default(),
             value: Vec::new(),
+            merged: Vec::new(),
             blob: Vec::new(),
             order: Vec::new(),
             cache: FxMap::default(),
@@ -340,6 +354,7 @@ impl Writer {
                 Ok(r) => {
                     report.flows = r.flows;
                     report.blocks = r.blocks;
+                    report.merged_blocks = r.merged_blocks;
                     break;
                 }
                 Err(e) if is_map_full(&e) => {
@@ -373,6 +388,7 @@ impl Writer {
         StoreStats::add(&stats.flows, report.flows);
         StoreStats::add(&stats.batches, 1);
         StoreStats::add(&stats.blocks, report.blocks);
+        StoreStats::add(&stats.merged_blocks, report.merged_blocks);
         StoreStats::add(&stats.commit_micros, started.elapsed().as_micros() as u64);
         StoreStats::add(&stats.future_flows, report.future_flows);
         // Rollups: aggregate after the commit (they are rebuilt from raw
@@ -505,7 +521,9 @@ impl Writer {
     }
 
     fn try_append(&mut self, flows: &[Flow]) -> Result<AppendReport> {
-        let inner = &self.store.inner;
+        // A handle of its own: `self` is borrowed mutably below.
+        let store = self.store.clone();
+        let inner = &store.inner;
         let bucket_ms = u64::from(inner.cfg.bucket_secs) * 1000;
         self.order.clear();
         self.order.extend(
@@ -544,7 +562,22 @@ impl Writer {
                 .buckets
                 .get(&txn, &key_bucket)?
                 .unwrap_or_default();
-            for piece in self.order[start..end].chunks(MAX_BLOCK_FLOWS) {
+            let mut run_start = start;
+            if self.merge_into_last(&mut txn, key_bucket, &info, start..end, flows)? {
+                report.blocks += 1;
+                report.merged_blocks += 1;
+                for f in self.order[start..end]
+                    .iter()
+                    .map(|(_, i)| &flows[*i as usize])
+                {
+                    info.flows = info.flows.saturating_add(1);
+                    info.bytes = info.bytes.saturating_add(f.bytes);
+                    info.packets = info.packets.saturating_add(f.packets);
+                    high_water = high_water.max(f.last_ms);
+                }
+                run_start = end;
+            }
+            for piece in self.order[run_start..end].chunks(MAX_BLOCK_FLOWS) {
                 let mut rest: &[(u64, u32)] = piece;
                 while !rest.is_empty() {
                     // Split when a block would have too many exporters.
@@ -598,6 +631,61 @@ impl Writer {
         }
         report.flows = flows.len() as u64;
         Ok(report)
+    }
+
+    /// Rewrites the last block of `bucket` with the flows of
+    /// `self.order[run]` appended, if they are few ([`MERGE_RUN_BELOW`]),
+    /// that block is small ([`MERGE_BELOW`] flows) and not yet in the rollups (so a crash
+    /// before the next flush re-aggregates all of it, old flows and new,
+    /// none of which are in the stored rollups). A daemon with little
+    /// traffic commits a few flows at a time: a block per commit would take
+    /// more than twice the disk. The block keeps its sequence number and
+    /// its flows their positions, so flow-table cursors stay valid. False
+    /// when nothing was merged (the caller writes new blocks).
+    fn merge_into_last(
+        &mut self,
+        txn: &mut RwTxn<'_>,
+        bucket: u64,
+        info: &BucketInfo,
+        run: std::ops::Range<usize>,
+        flows: &[Flow],
+    ) -> Result<bool> {
+        if info.next_seq == 0 || info.next_seq <= info.rolled_seq || run.len() >= MERGE_RUN_BELOW {
+            return Ok(false);
+        }
+        let key = BlockKey {
+            bucket,
+            seq: info.next_seq - 1,
+        };
+        let inner = &self.store.inner;
+        {
+            let Some(v) = inner.dbs.raw.get(txn, &key)? else {
+                return Ok(false);
+            };
+            let Some(h) = BlockHeader::parse(v) else {
+                return Ok(false);
+            };
+            let count = h.count as usize;
+            if count >= MERGE_BELOW || count + run.len() > MAX_BLOCK_FLOWS {
+                return Ok(false);
+            }
+            if self.dec.decode(&h, &mut self.merged).is_none() {
+                // A damaged block stays as it is; the flows go to a new one.
+                return Ok(false);
+            }
+        }
+        self.merged
+            .extend(self.order[run].iter().map(|(_, i)| flows[*i as usize]));
+        if !self.enc.encode(
+            self.merged.iter(),
+            inner.cfg.compression_level,
+            &mut self.value,
+        ) {
+            // Too many exporters for one block.
+            return Ok(false);
+        }
+        inner.dbs.raw.put(txn, &key, &self.value)?;
+        Ok(true)
     }
 
     /// Logs the flows' pro-rated shares in the cached buckets they fall in,

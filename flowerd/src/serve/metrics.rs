@@ -422,7 +422,7 @@ impl Metrics {
             get(&p.last_commit_micros) as f64 / 1e6
         );
         let s = store.stats();
-        let store_counters: [(&str, &str, &AtomicU64); 12] = [
+        let store_counters: [(&str, &str, &AtomicU64); 13] = [
             ("store_batches_total", "Batches committed.", &s.batches),
             (
                 "store_commit_seconds_total",
@@ -468,6 +468,11 @@ impl Metrics {
                 "store_failed_batches_total",
                 "Batches not stored.",
                 &s.failed_batches,
+            ),
+            (
+                "store_merged_blocks_total",
+                "Small raw blocks rewritten with the next batch's flows appended.",
+                &s.merged_blocks,
             ),
             (
                 "store_future_flows_total",
