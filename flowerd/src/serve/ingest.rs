@@ -30,6 +30,14 @@ pub(crate) fn run(
 ) -> anyhow::Result<()> {
     let mut last_maintenance = Instant::now();
     let p = &metrics.pipeline;
+    // Should the writer panic, the flows it was writing and those waiting
+    // in the channel are counted as lost (listeners count what they send
+    // afterwards).
+    let mut guard = LossGuard {
+        rx: &rx,
+        metrics: &metrics,
+        in_flight: 0,
+    };
     // Merged batches; at most `commit_max` flows, allocated on first use.
     let mut merged: Vec<Flow> = Vec::new();
     // A batch taken while merging that did not fit: the next one.
@@ -72,9 +80,23 @@ pub(crate) fn run(
                 }
                 let batch: &[Flow] = first.as_deref().unwrap_or(&merged);
                 let started = Instant::now();
-                match writer.append(batch) {
+                guard.in_flight = batch.len() as u64;
+                let result = writer.append(batch);
+                guard.in_flight = 0;
+                match result {
                     Ok(r) => {
                         p.flows_stored.fetch_add(r.flows, Ordering::Relaxed);
+                        if r.rollups_deferred {
+                            tracing::warn!(
+                                "rollups of this batch could not be written: deferred to the next commit (flower_store_rollup_errors_total)"
+                            );
+                        }
+                        if r.budget_buckets > 0 {
+                            tracing::warn!(
+                                buckets = r.budget_buckets,
+                                "disk budget reached: the oldest raw buckets were deleted (flower_store_budget_buckets_total)"
+                            );
+                        }
                     }
                     Err(e) => {
                         p.write_errors.fetch_add(1, Ordering::Relaxed);
@@ -92,6 +114,7 @@ pub(crate) fn run(
             Ok(Msg::Templates(t)) => persist(&store, &metrics, &t, keep_templates),
             Err(RecvTimeoutError::Timeout) => {
                 if let Err(e) = writer.flush() {
+                    p.flush_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(error = %e, "cannot write rollups");
                 }
             }
@@ -110,12 +133,46 @@ pub(crate) fn run(
                     "retention removed old data"
                 ),
                 Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "store maintenance failed"),
+                Err(e) => {
+                    p.maintenance_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, "store maintenance failed");
+                }
             }
         }
     }
     writer.flush()?;
     Ok(())
+}
+
+/// Counts, when the writer thread unwinds from a panic, the flows it loses:
+/// the batch being appended and what waits in the channel.
+struct LossGuard<'a> {
+    rx: &'a Receiver<Msg>,
+    metrics: &'a Metrics,
+    in_flight: u64,
+}
+
+impl Drop for LossGuard<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let p = &self.metrics.pipeline;
+        let mut flows = self.in_flight;
+        let mut batches = u64::from(self.in_flight > 0);
+        while let Ok(m) = self.rx.try_recv() {
+            if let Msg::Flows(f) = m {
+                flows += f.len() as u64;
+                batches += 1;
+            }
+        }
+        p.writer_gone_batches.fetch_add(batches, Ordering::Relaxed);
+        p.writer_gone_flows.fetch_add(flows, Ordering::Relaxed);
+        tracing::error!(
+            flows,
+            "the store writer panicked: the batch it was writing and those waiting are lost"
+        );
+    }
 }
 
 /// Persists a listener's templates.
@@ -138,6 +195,32 @@ mod tests {
     use super::*;
     use flowstore::synth::{Synth, SynthConfig};
     use flowstore::StoreConfig;
+
+    /// A writer that panics counts the batch it was writing and those
+    /// waiting in the channel as lost.
+    #[test]
+    fn a_panicking_writer_counts_what_it_loses() {
+        let (tx, rx) = crossbeam_channel::bounded(4);
+        tx.send(Msg::Flows(vec![Flow::default(); 3])).unwrap();
+        tx.send(Msg::Templates(Vec::new())).unwrap();
+        tx.send(Msg::Flows(vec![Flow::default(); 5])).unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let m = Arc::clone(&metrics);
+        let joined = std::thread::spawn(move || {
+            let mut guard = LossGuard {
+                rx: &rx,
+                metrics: &m,
+                in_flight: 0,
+            };
+            guard.in_flight = 7;
+            panic!("store bug");
+        })
+        .join();
+        assert!(joined.is_err());
+        let p = &metrics.pipeline;
+        assert_eq!(p.writer_gone_flows.load(Ordering::Relaxed), 15);
+        assert_eq!(p.writer_gone_batches.load(Ordering::Relaxed), 3);
+    }
 
     /// Batches waiting in the channel are merged into transactions of at
     /// most `commit_max` flows; every flow is stored, templates included.

@@ -119,7 +119,13 @@ fn stored(k: &TemplateKey, t: &Template) -> StoredTemplate {
 struct Persisted {
     known: std::collections::HashMap<TemplateKey, StoredTemplate>,
     pending: Vec<StoredTemplate>,
+    /// Packets per (exporter, Source ID) at the last [`Persisted::refresh`].
+    packets: std::collections::HashMap<(IpAddr, u32), u64>,
 }
+
+/// How often a listener persists again the templates of the exporters it
+/// heard from, changed or not (see [`Persisted::refresh`]).
+const TEMPLATE_REFRESH: Duration = Duration::from_secs(600);
 
 impl Persisted {
     fn new(decoder: &Decoder<'_>) -> Persisted {
@@ -129,7 +135,30 @@ impl Persisted {
                 .map(|(k, t)| (*k, stored(k, t)))
                 .collect(),
             pending: Vec::new(),
+            packets: std::collections::HashMap::new(),
         }
+    }
+
+    /// Forgets what was persisted for the exporters (and Source IDs) that
+    /// sent packets since the last refresh, so the next
+    /// [`Persisted::changed`] offers their templates again: the store
+    /// renews their `stored_at` (it prunes the least recently stored first,
+    /// and a template an exporter defined once and never changed is still
+    /// in use), and a save the store failed is retried. Templates this
+    /// socket only loaded at start, of exporters it does not hear from,
+    /// are not written back (another socket may have replaced them).
+    fn refresh(&mut self, decoder: &Decoder<'_>) {
+        let before = std::mem::take(&mut self.packets);
+        for (k, s, _) in decoder.domains() {
+            self.packets.insert((k.exporter, k.source_id), s.packets);
+        }
+        let active = |k: &TemplateKey| {
+            let d = (k.exporter, k.source_id);
+            self.packets
+                .get(&d)
+                .is_some_and(|p| before.get(&d) != Some(p))
+        };
+        self.known.retain(|k, _| !active(k));
     }
 
     /// Templates that differ from what was last persisted.
@@ -230,6 +259,7 @@ pub(crate) fn run(
     let mut last_send = Instant::now();
     let mut last_snapshot = Instant::now();
     let mut templates_seen = u64::MAX;
+    let mut last_refresh = Instant::now();
     // Templates as last persisted (or loaded): only what changes is sent, so
     // a socket never writes back a stale copy another socket has replaced.
     let mut persisted = Persisted::new(&decoder);
@@ -240,6 +270,7 @@ pub(crate) fn run(
     let mut drain_until: Option<Instant> = None;
     // The kernel's drop count of this socket (SO_RXQ_OVFL) last seen.
     let mut kernel_drops_seen = 0u32;
+    let mut drops = DropLog::default();
     loop {
         if drain_until.is_none() && stop.load(Ordering::Relaxed) {
             drain_until = Some(Instant::now() + DRAIN_FOR);
@@ -301,15 +332,8 @@ pub(crate) fn run(
                     // Full batches leave at once: one datagram (or the data
                     // a template releases) cannot grow a batch past its size.
                     if batch.len() >= batch_flows {
-                        let next = pool
-                            .try_recv()
-                            .unwrap_or_else(|_| Vec::with_capacity(batch_flows));
                         send(
-                            &tx,
-                            &stats,
-                            &metrics,
-                            std::mem::replace(&mut batch, next),
-                            draining,
+                            &tx, &stats, &metrics, &pool, &mut batch, &mut drops, draining,
                         );
                     }
                 }
@@ -318,15 +342,14 @@ pub(crate) fn run(
         }
         let due = last_send.elapsed() >= batch_max;
         if (due || stopping) && !batch.is_empty() {
-            let next = pool
-                .try_recv()
-                .unwrap_or_else(|_| Vec::with_capacity(batch_flows));
-            let full = std::mem::replace(&mut batch, next);
-            send(&tx, &stats, &metrics, full, draining);
+            send(
+                &tx, &stats, &metrics, &pool, &mut batch, &mut drops, draining,
+            );
             last_send = Instant::now();
         } else if due {
             last_send = Instant::now();
         }
+        drops.log(&stats, stopping);
         if stopping || last_snapshot.elapsed() >= Duration::from_secs(1) {
             last_snapshot = Instant::now();
             if let Ok(mut c) = stats.decoder.lock() {
@@ -334,6 +357,11 @@ pub(crate) fn run(
             }
             if let Ok(mut e) = stats.exporters.lock() {
                 *e = snapshot_exporters(&decoder);
+            }
+            if last_refresh.elapsed() >= TEMPLATE_REFRESH {
+                last_refresh = Instant::now();
+                persisted.refresh(&decoder);
+                templates_seen = u64::MAX;
             }
             let t = decoder.counters().templates + decoder.counters().options_templates;
             if t != templates_seen {
@@ -356,6 +384,14 @@ pub(crate) fn run(
             break;
         }
     }
+    let pending = decoder.pending_flowsets();
+    if pending > 0 {
+        tracing::warn!(
+            listener = %stats.addr,
+            flowsets = pending,
+            "stopping: data FlowSets still waiting for their template are dropped"
+        );
+    }
 }
 
 /// IPv4-mapped IPv6 sources (dual-stack sockets) are IPv4 exporters.
@@ -366,38 +402,91 @@ fn unmap(a: IpAddr) -> IpAddr {
     }
 }
 
-/// Hands a batch to the writer: never waiting while running (a full
-/// channel drops it, counted), waiting while stopping (what was received
-/// is stored). A writer that has died drops it too, counted and logged.
+/// Hands the batch to the writer and leaves an empty one in its place:
+/// never waiting while running (a full channel drops the batch, counted),
+/// waiting while stopping (what was received is stored). A writer that has
+/// died drops it too, counted and logged. A dropped batch's vector is
+/// reused, so an overloaded daemon does not allocate a batch per drop.
 fn send(
     tx: &Sender<Msg>,
     stats: &ListenerStats,
     metrics: &Metrics,
-    batch: Vec<Flow>,
+    pool: &Receiver<Vec<Flow>>,
+    batch: &mut Vec<Flow>,
+    drops: &mut DropLog,
     stopping: bool,
 ) {
-    let n = batch.len() as u64;
+    let capacity = batch.capacity();
+    let full = std::mem::take(batch);
+    let n = full.len() as u64;
     let p = &metrics.pipeline;
     let result = if stopping {
-        tx.send(Msg::Flows(batch))
+        tx.send(Msg::Flows(full))
             .map_err(|e| TrySendError::Disconnected(e.0))
     } else {
-        tx.try_send(Msg::Flows(batch))
+        tx.try_send(Msg::Flows(full))
     };
-    match result {
+    let rejected = match result {
         Ok(()) => {
             p.batches_sent.fetch_add(1, Ordering::Relaxed);
+            None
         }
-        Err(TrySendError::Full(_)) => {
+        Err(TrySendError::Full(m)) => {
             p.channel_dropped_batches.fetch_add(1, Ordering::Relaxed);
             p.channel_dropped_flows.fetch_add(n, Ordering::Relaxed);
-            tracing::warn!(listener = %stats.addr, flows = n, "writer channel full: batch dropped");
+            drops.full_batches += 1;
+            drops.full_flows += n;
+            Some(m)
         }
-        Err(TrySendError::Disconnected(_)) => {
+        Err(TrySendError::Disconnected(m)) => {
             p.writer_gone_batches.fetch_add(1, Ordering::Relaxed);
             p.writer_gone_flows.fetch_add(n, Ordering::Relaxed);
             tracing::error!(listener = %stats.addr, flows = n, "the store writer has stopped: batch dropped");
+            Some(m)
         }
+    };
+    *batch = match rejected {
+        Some(Msg::Flows(mut v)) => {
+            v.clear();
+            v
+        }
+        _ => pool
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(capacity)),
+    };
+}
+
+/// Batches dropped because the channel was full, logged at most once a
+/// second (an overloaded daemon drops many a second; the counters have
+/// them all).
+#[derive(Default)]
+struct DropLog {
+    full_batches: u64,
+    full_flows: u64,
+    logged: Option<Instant>,
+}
+
+impl DropLog {
+    /// Logs what was dropped since the last line, if a second has passed
+    /// (or `now_anyway`).
+    fn log(&mut self, stats: &ListenerStats, now_anyway: bool) {
+        if self.full_batches == 0
+            || !(now_anyway
+                || self
+                    .logged
+                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(1)))
+        {
+            return;
+        }
+        tracing::warn!(
+            listener = %stats.addr,
+            batches = self.full_batches,
+            flows = self.full_flows,
+            "writer channel full: batches dropped (the store writer cannot keep up)"
+        );
+        self.logged = Some(Instant::now());
+        self.full_batches = 0;
+        self.full_flows = 0;
     }
 }
 
@@ -457,5 +546,19 @@ mod tests {
         assert_eq!(p.changed(&d).len(), 2);
         p.commit();
         assert!(p.changed(&d).is_empty());
+
+        // A refresh offers again the templates of the exporters heard from
+        // since the last one (both, at first), then only of those that sent
+        // packets in between.
+        p.refresh(&d);
+        assert_eq!(p.changed(&d).len(), 2);
+        p.commit();
+        define(&mut d, "192.0.2.2", 1, &[(8, 4)]);
+        p.refresh(&d);
+        let again: Vec<_> = p.changed(&d).iter().map(|s| s.exporter).collect();
+        assert_eq!(again, ["192.0.2.2".parse::<IpAddr>().unwrap()]);
+        p.commit();
+        p.refresh(&d);
+        assert!(p.changed(&d).is_empty(), "nobody sent anything");
     }
 }

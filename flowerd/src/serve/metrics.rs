@@ -100,8 +100,13 @@ pub(crate) struct PipelineStats {
     pub(crate) templates_persisted: AtomicU64,
     /// Template snapshots the store failed to save (error logged).
     pub(crate) template_persist_errors: AtomicU64,
-    /// Stored templates removed to keep at most `decoder.templates`.
+    /// Stored templates removed to keep at most `decoder.templates` per
+    /// socket.
     pub(crate) templates_pruned: AtomicU64,
+    /// Rollup writes (between batches) that failed (error logged).
+    pub(crate) flush_errors: AtomicU64,
+    /// Retention/maintenance runs that failed (error logged).
+    pub(crate) maintenance_errors: AtomicU64,
     /// Latency of the last commit, microseconds.
     pub(crate) last_commit_micros: AtomicU64,
 }
@@ -349,7 +354,7 @@ impl Metrics {
             );
         }
         let p = &self.pipeline;
-        let pipeline: [(&str, &str, &AtomicU64); 11] = [
+        let pipeline: [(&str, &str, &AtomicU64); 13] = [
             (
                 "channel_dropped_batches_total",
                 "Batches dropped: channel to the writer full.",
@@ -402,8 +407,18 @@ impl Metrics {
             ),
             (
                 "templates_pruned_total",
-                "Stored templates removed, least recently stored first, to keep decoder.templates.",
+                "Stored templates removed, least recently stored first, to keep decoder.templates per socket.",
                 &p.templates_pruned,
+            ),
+            (
+                "flush_errors_total",
+                "Rollup writes between batches that failed.",
+                &p.flush_errors,
+            ),
+            (
+                "maintenance_errors_total",
+                "Store maintenance (retention, rollup tiers) runs that failed.",
+                &p.maintenance_errors,
             ),
         ];
         for (name, help, a) in pipeline {

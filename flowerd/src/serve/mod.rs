@@ -79,6 +79,12 @@ pub(crate) fn run(cfg: Config) -> anyhow::Result<ExitCode> {
             sockets.push((l.clone(), i, s));
         }
     }
+    // HTTP too (a port in use, a bad certificate): before anything is
+    // received, so such an error loses no flow.
+    let http = crate::http::start(
+        &cfg.http,
+        crate::http::AppState::new(store.clone(), metrics.clone(), cfg.http.clone()),
+    )?;
     // The writer catches the rollups up with what a crash left (it can
     // fail): before anything is received.
     let store_writer = store
@@ -88,7 +94,11 @@ pub(crate) fn run(cfg: Config) -> anyhow::Result<ExitCode> {
         let (store, metrics) = (store.clone(), metrics.clone());
         let maintenance = Duration::from_secs(cfg.pipeline.maintenance_secs.max(1));
         let commit_max = cfg.pipeline.commit_max_flows;
-        let keep_templates = cfg.decoder.templates;
+        // Every socket has a template cache of its own.
+        let keep_templates = cfg
+            .decoder
+            .templates
+            .saturating_mul(cfg.netflow.iter().map(|l| l.sockets).sum::<usize>().max(1));
         std::thread::Builder::new()
             .name("writer".into())
             .spawn(move || {
@@ -133,10 +143,6 @@ pub(crate) fn run(cfg: Config) -> anyhow::Result<ExitCode> {
         );
     }
     drop(tx);
-    let http = crate::http::start(
-        &cfg.http,
-        crate::http::AppState::new(store.clone(), metrics.clone(), cfg.http.clone()),
-    )?;
     let running = Running {
         netflow: bound,
         http: http.local_addr(),
