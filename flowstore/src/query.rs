@@ -34,9 +34,6 @@ use crate::writer::{index_key, INDEX_DIRTY, TIER_MS};
 /// Threads an aggregating raw scan (summary, top list, network map) uses.
 /// Ingest stays on one thread; a query may use a second core.
 pub(crate) const SCAN_THREADS: usize = 2;
-/// Most groups a raw top list aggregates exactly (more go to "other" and
-/// the answer says it is not exact).
-const TOP_SCAN_GROUPS: usize = 1 << 21;
 
 /// A time range `[from_ms, to_ms)` in Unix milliseconds. Queries widen it
 /// to whole minutes (`from` rounded down, `to` up): a flow counts in the
@@ -493,7 +490,7 @@ impl Store {
                 .dbs
                 .raw
                 .first(t)?
-                .map_or(u64::MAX / 2, |(k, _)| k.bucket * 1000);
+                .map_or(u64::MAX / 2, |(k, _)| k.bucket.saturating_mul(1000));
             Ok((first, self.high_water_ms_in(t)?))
         })?;
         let from_last = from_last.max(first);
@@ -1042,6 +1039,7 @@ impl Store {
                 GroupBy::SrcNetwork(n) | GroupBy::DstNetwork(n) => Some(NetworkIndex::new(n)),
                 GroupBy::Dim(_) => None,
             };
+            let max_groups = self.inner.cfg.top_scan_max_groups;
             let mut parts = self.top_raw(q)?;
             parts.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
             let mut keyed = FxMap::default();
@@ -1055,7 +1053,7 @@ impl Store {
                     for (k, a) in map {
                         if let Some(g) = keyed.get_mut(&k) {
                             g.add(a);
-                        } else if keyed.len() < TOP_SCAN_GROUPS {
+                        } else if keyed.len() < max_groups {
                             keyed.insert(k, a);
                         } else {
                             other.add(a);
@@ -1116,12 +1114,13 @@ impl Store {
 
     /// A top list's raw scan: per thread, the groups by compact key
     /// (network index for network groupings), and the traffic of groups
-    /// past [`TOP_SCAN_GROUPS`].
+    /// past `top_scan_max_groups` (each thread gets its share).
     fn top_raw(&self, q: &TopQuery) -> Result<Vec<(FxMap<Key, Agg>, Agg)>> {
+        let per_thread = self.inner.cfg.top_scan_max_groups / SCAN_THREADS;
         let add = |(map, over): &mut (FxMap<Key, Agg>, Agg), k: Key, a: Agg| {
             if let Some(g) = map.get_mut(&k) {
                 g.add(a);
-            } else if map.len() < TOP_SCAN_GROUPS / SCAN_THREADS {
+            } else if map.len() < per_thread {
                 map.insert(k, a);
             } else {
                 over.add(a);
@@ -1369,7 +1368,11 @@ impl Store {
                 return Ok(None);
             };
             // Hours from the first one stored, whole ones in the range.
-            let h0 = range.from_ms.max(first * 1000).div_ceil(MATRIX_MS) * MATRIX_MS;
+            let h0 = range
+                .from_ms
+                .max(first.saturating_mul(1000))
+                .div_ceil(MATRIX_MS)
+                .saturating_mul(MATRIX_MS);
             let end = range
                 .to_ms
                 .min(hw.saturating_add(1).div_ceil(MATRIX_MS) * MATRIX_MS);
@@ -1481,7 +1484,7 @@ impl RollupWalk<'_, '_> {
                 .get(2..10)
                 .and_then(|s| s.try_into().ok())
                 .unwrap_or([0; 8]);
-            dirty.push(u64::from_be_bytes(at) * 1000);
+            dirty.push(u64::from_be_bytes(at).saturating_mul(1000));
         }
         self.read_tier(tier, a, b, &dirty, f)?;
         for window in dirty {
@@ -1521,7 +1524,7 @@ impl RollupWalk<'_, '_> {
             let (lo, hi) = (key(from), key(to));
             for item in db.range(self.txn, &(lo..hi))? {
                 let (k, v) = item?;
-                let b = k.bucket * 1000;
+                let b = k.bucket.saturating_mul(1000);
                 if k.dim == self.dim as u8 && skip.binary_search(&b).is_err() {
                     found.push((b, v));
                 }

@@ -65,14 +65,16 @@ impl Agg {
         }
     }
 
-    /// Takes away what `add` added (never underflows for a part of a sum).
+    /// Takes away what `add` added. Saturating: a sum that saturated
+    /// (counters from the network can be near `u64::MAX`, sampling scales
+    /// them up) is smaller than its parts.
     #[inline]
     pub(crate) fn sub(&mut self, o: Agg) {
-        self.bytes -= o.bytes;
-        self.packets -= o.packets;
-        self.flows -= o.flows;
-        self.est_bytes -= o.est_bytes;
-        self.est_packets -= o.est_packets;
+        self.bytes = self.bytes.saturating_sub(o.bytes);
+        self.packets = self.packets.saturating_sub(o.packets);
+        self.flows = self.flows.saturating_sub(o.flows);
+        self.est_bytes = self.est_bytes.saturating_sub(o.est_bytes);
+        self.est_packets = self.est_packets.saturating_sub(o.est_packets);
     }
 
     fn put(&self, out: &mut Vec<u8>) {
@@ -1132,6 +1134,31 @@ mod tests {
         again.encode(Dimension::SrcAddr, 10, &mut a, &mut Vec::new());
         small.encode(Dimension::SrcAddr, 10, &mut b, &mut Vec::new());
         assert_eq!(a, b);
+    }
+
+    /// Counters near `u64::MAX` (from the network, scaled by sampling)
+    /// saturate "other" and must not underflow when the kept groups are
+    /// taken back out of it.
+    #[test]
+    fn compaction_of_saturated_counters() {
+        let mut big = DimAgg::default();
+        for i in 0..5u128 {
+            big.add(
+                Key(i, 0),
+                Agg {
+                    bytes: u64::MAX - i as u64,
+                    packets: 1,
+                    flows: 1,
+                    est_bytes: u64::MAX,
+                    est_packets: 1,
+                },
+                1000,
+            );
+        }
+        let mut small = DimAgg::default();
+        big.compact_into(2, &mut small, &mut Vec::new());
+        assert_eq!(small.groups.len(), 2);
+        assert_eq!(small.folded, 3);
     }
 
     #[test]

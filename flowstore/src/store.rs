@@ -74,6 +74,10 @@ pub struct StoreConfig {
     pub compression_level: i32,
     /// Most groups a query returns before folding the rest into "other".
     pub query_max_groups: usize,
+    /// Most groups a top list read from raw flows sums exactly (more go to
+    /// "other" and the answer says it is not exact). Memory per query is
+    /// about 150 bytes per group at most. Default 1 048 576.
+    pub top_scan_max_groups: usize,
     /// Longest time range a raw scan may cover, in seconds (default 31 days).
     pub raw_scan_max_secs: u64,
     /// fsync every commit (default true). Without it a crash can lose the
@@ -93,6 +97,7 @@ impl Default for StoreConfig {
             max_prorate_buckets: 120,
             compression_level: 1,
             query_max_groups: 10_000,
+            top_scan_max_groups: 1 << 20,
             raw_scan_max_secs: 31 * 86_400,
             sync: true,
         }
@@ -109,6 +114,7 @@ impl StoreConfig {
     /// | `retention.*`, `raw_scan_max_secs` | 60 s to 100 years |
     /// | `disk_budget_bytes`, `initial_map_bytes` | 1 MiB to 1 PiB |
     /// | `group_cap`, `query_max_groups` | 1 to 1 048 576 |
+    /// | `top_scan_max_groups` | 2 to 16 777 216 |
     /// | `rollup_keep` | 1 to `group_cap` |
     /// | `max_prorate_buckets` | 1 to 10 080 (a week of minutes) |
     /// | `compression_level` | -7 to 19 (zstd) |
@@ -126,7 +132,7 @@ impl StoreConfig {
         const YEARS_100: u64 = 100 * 366 * 86_400;
         const PIB: u64 = 1 << 50;
         let r = &self.retention;
-        let checks: [(&str, i128, i128, i128); 13] = [
+        let checks: [(&str, i128, i128, i128); 14] = [
             ("bucket_secs", self.bucket_secs.into(), 1, 3_600),
             (
                 "retention.raw_secs",
@@ -176,6 +182,12 @@ impl StoreConfig {
                 self.query_max_groups as i128,
                 1,
                 1 << 20,
+            ),
+            (
+                "top_scan_max_groups",
+                self.top_scan_max_groups as i128,
+                2,
+                1 << 24,
             ),
             (
                 "rollup_keep",

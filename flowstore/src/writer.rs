@@ -1065,6 +1065,9 @@ impl Writer {
                         rollups_removed += n as u64;
                     }
                     Some(t) => {
+                        if t < 2 {
+                            txn = self.rebuild_before_sealing(&inner.env, txn, t, cut)?;
+                        }
                         if t == 0 {
                             self.cache.retain(|b, _| *b >= cut * 1000);
                         }
@@ -1122,6 +1125,77 @@ impl Writer {
         }
         txn.commit()?;
         Ok(total)
+    }
+
+    /// Before tier `t`'s buckets older than `cut` (seconds) are evicted and
+    /// the coarser windows they belong to sealed: rebuilds those windows
+    /// still waiting to be rebuilt, while their finer buckets are all there
+    /// (sealed, they never would be), and commits. Without room for that,
+    /// they are sealed as they are (their missing minutes counted in
+    /// `rollup_errors`, logged by the caller through the report).
+    /// Returns a fresh transaction.
+    fn rebuild_before_sealing<'e>(
+        &mut self,
+        env: &'e heed::Env,
+        txn: RwTxn<'e>,
+        t: usize,
+        cut: u64,
+    ) -> Result<RwTxn<'e>> {
+        let inner = self.store.inner.clone();
+        let tier = t as u8 + 1;
+        let w = TIER_MS[t + 1];
+        let lo_k = RollupKey { bucket: 0, dim: 0 };
+        let hi_k = RollupKey {
+            bucket: cut.saturating_sub(1),
+            dim: u8::MAX,
+        };
+        let mut windows: Vec<u64> = Vec::new();
+        for item in inner.dbs.rollups[t].range(&txn, &(lo_k..=hi_k))? {
+            let window = item?.0.bucket.saturating_mul(1000) / w * w;
+            if windows.last() != Some(&window) {
+                windows.push(window);
+            }
+        }
+        let mut dirty = Vec::new();
+        for window in windows {
+            if inner
+                .dbs
+                .rollup_index
+                .get(&txn, &index_key(INDEX_DIRTY, tier, window))?
+                .is_some()
+                && !is_sealed(&txn, &self.store, tier, window)?
+            {
+                dirty.push(window);
+            }
+        }
+        if dirty.is_empty() {
+            return Ok(txn);
+        }
+        let mut txn = txn;
+        let group_cap = inner.cfg.group_cap;
+        let mut result = Ok(());
+        for window in &dirty {
+            result = rebuild(
+                &mut txn,
+                &self.store,
+                tier,
+                *window,
+                group_cap,
+                &mut self.blob,
+            );
+            if result.is_err() {
+                break;
+            }
+        }
+        match result {
+            Ok(()) => txn.commit()?,
+            Err(e) if is_map_full(&e) => {
+                txn.abort();
+                StoreStats::add(&inner.stats.rollup_errors, dirty.len() as u64);
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(env.write_txn()?)
     }
 
     fn has_dirty(&self) -> bool {
@@ -1196,19 +1270,14 @@ impl Writer {
                         .delete(&mut txn, &index_key(INDEX_DIRTY, tier, window))?;
                     continue;
                 }
-                let mut r = Rollup::default();
-                let finer = usize::from(tier) - 1;
-                let step = TIER_MS[finer];
-                let mut b = window;
-                while b < window + TIER_MS[usize::from(tier)] {
-                    merge_stored(&txn, &self.store, finer, b, &mut r, cfg.group_cap)?;
-                    b += step;
-                }
-                write_rollup(&mut txn, &self.store, tier, window, &r, &mut self.blob)?;
-                inner
-                    .dbs
-                    .rollup_index
-                    .delete(&mut txn, &index_key(INDEX_DIRTY, tier, window))?;
+                rebuild(
+                    &mut txn,
+                    &self.store,
+                    tier,
+                    window,
+                    cfg.group_cap,
+                    &mut self.blob,
+                )?;
                 report.materialized += 1;
             }
         }
@@ -1340,6 +1409,33 @@ fn in_sealed_window(store: &Store, bucket_ms: u64) -> Result<bool> {
 }
 
 /// Marks the `tier` window starting at `window_ms` sealed.
+/// Rebuilds the rollup window of `tier` at `window_ms` from its finer
+/// tier's buckets and clears its dirty mark.
+fn rebuild(
+    txn: &mut RwTxn<'_>,
+    store: &Store,
+    tier: u8,
+    window_ms: u64,
+    group_cap: usize,
+    blob: &mut Vec<u8>,
+) -> Result<()> {
+    let mut r = Rollup::default();
+    let finer = usize::from(tier) - 1;
+    let step = TIER_MS[finer];
+    let mut b = window_ms;
+    while b < window_ms + TIER_MS[usize::from(tier)] {
+        merge_stored(txn, store, finer, b, &mut r, group_cap)?;
+        b += step;
+    }
+    write_rollup(txn, store, tier, window_ms, &r, blob)?;
+    store
+        .inner
+        .dbs
+        .rollup_index
+        .delete(txn, &index_key(INDEX_DIRTY, tier, window_ms))?;
+    Ok(())
+}
+
 fn seal(txn: &mut RwTxn<'_>, store: &Store, tier: u8, window_ms: u64, now_s: u64) -> Result<()> {
     let key = index_key(INDEX_SEALED, tier, window_ms);
     store.inner.dbs.rollup_index.put(txn, &key, &now_s)?;

@@ -93,6 +93,40 @@ fn summary_over_all_time_equals_ground_truth() {
     }
 }
 
+/// A raw top list sums at most `top_scan_max_groups` groups: past that,
+/// the rest go to "other", nothing is lost, and the answer is not exact.
+#[test]
+fn raw_top_lists_are_capped_by_configuration() {
+    let flows = flows_of("softflowd-v9");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig {
+        top_scan_max_groups: 4,
+        ..StoreConfig::default()
+    };
+    let store = Store::open(dir.path(), cfg).unwrap();
+    {
+        let mut w = store.writer().unwrap();
+        w.append(&flows).unwrap();
+        w.flush().unwrap();
+    }
+    let q = |by| TopQuery {
+        range: TimeRange::all(),
+        by: GroupBy::Dim(by),
+        metric: Metric::Bytes,
+        n: 100,
+        filter: Filter::parse("bytes >= 0").unwrap(),
+        raw: true,
+    };
+    let total = store.summary(TimeRange::all(), &all()).unwrap();
+    for by in [Dimension::SrcAddr, Dimension::AddrPair, Dimension::DstPort] {
+        let top = store.top(&q(by)).unwrap();
+        assert!(!top.exact, "{by:?}");
+        assert!(top.rows.len() <= 4, "{by:?}: {} rows", top.rows.len());
+        let sum: u64 = top.rows.iter().map(|r| r.agg.bytes).sum::<u64>() + top.other.bytes;
+        assert_eq!(sum, total.bytes, "{by:?}: every byte in a row or in other");
+    }
+}
+
 #[test]
 fn the_chatty_host_is_the_top_talker_and_the_map_shows_its_uploads() {
     let flows = flows_of("softflowd-v9");
@@ -517,6 +551,46 @@ fn a_small_disk_budget_evicts_oldest_instead_of_failing() {
         .summary(TimeRange::all(), &Filter::parse("bytes >= 0").unwrap())
         .unwrap();
     assert!(s.flows > 0 && s.flows < 40 * 1804);
+}
+
+/// Minutes evicted for the disk budget before their 5-minute and hourly
+/// windows were built (replayed history, no `maintain` yet) are rolled
+/// into those windows first: the coarse tiers keep every flow.
+#[test]
+fn budget_eviction_builds_the_coarse_windows_first() {
+    let flows = flows_of("softflowd-v9");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig {
+        disk_budget_bytes: 4 << 20,
+        initial_map_bytes: 1 << 20,
+        sync: false,
+        ..StoreConfig::default()
+    };
+    let store = Store::open(dir.path(), cfg).unwrap();
+    let mut w = store.writer().unwrap();
+    let days = 40u64;
+    for day in 0..days {
+        let shifted: Vec<Flow> = flows
+            .iter()
+            .map(|f| Flow {
+                first_ms: f.first_ms + day * 86_400_000,
+                last_ms: f.last_ms + day * 86_400_000,
+                ..*f
+            })
+            .collect();
+        w.append(&shifted).unwrap();
+    }
+    w.flush().unwrap();
+    let stats = store.stats();
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    let rolled = store.summary(TimeRange::all(), &all()).unwrap();
+    assert!(get(&stats.budget_buckets) > 0, "raw buckets evicted");
+    assert_eq!(get(&stats.rollup_errors), 0);
+    let bytes: u64 = flows.iter().map(|f| f.bytes).sum();
+    assert_eq!(
+        (rolled.flows, rolled.bytes),
+        (days * flows.len() as u64, days * bytes)
+    );
 }
 
 #[test]

@@ -132,13 +132,13 @@ impl Query {
         }
     }
 
-    /// `from` (default one hour ago) and `to` (default now).
+    /// `from` (default: the hour before `to`) and `to` (default now).
     ///
     /// # Errors
     /// A bad time, or `from` after `to`.
     pub(crate) fn range(&self) -> Result<TimeRange, ApiError> {
         let to = self.time("to", self.now_ms)?;
-        let from = self.time("from", self.now_ms.saturating_sub(3_600_000))?;
+        let from = self.time("from", to.saturating_sub(3_600_000))?;
         TimeRange::new(from, to).map_err(|_| ApiError::param("from", "from is after to"))
     }
 
@@ -348,6 +348,12 @@ mod tests {
         assert_eq!((r.from_ms, r.to_ms), (NOW - 3_600_000, NOW));
         let r = q("from=0&to=now").range().unwrap();
         assert_eq!((r.from_ms, r.to_ms), (0, NOW));
+        // `to` alone: the hour before it.
+        let r = q("to=-2h").range().unwrap();
+        assert_eq!(
+            (r.from_ms, r.to_ms),
+            (NOW - 3 * 3_600_000, NOW - 2 * 3_600_000)
+        );
         assert_eq!(param_of(q("from=now&to=-1h").range().unwrap_err()), "from");
         assert_eq!(param_of(q("to=soon").range().unwrap_err()), "to");
         assert!(matches!(
