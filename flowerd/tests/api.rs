@@ -507,6 +507,21 @@ fn queries_answer_over_the_corpus() {
 
     let exporters = d.get("/api/v1/exporters", auth).json();
     assert!(!exporters.as_array().unwrap().is_empty(), "{exporters}");
+    // Template fields as [type, length, name]: softflowd's IPv4 template
+    // has the source address (type 8, 4 bytes).
+    let fields: Vec<&serde_json::Value> = exporters
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e["templates"].as_array().unwrap())
+        .flat_map(|t| t["fields"].as_array().unwrap())
+        .collect();
+    assert!(
+        fields
+            .iter()
+            .any(|f| f[0] == 8 && f[1] == 4 && f[2].is_string()),
+        "{exporters}"
+    );
     let metrics = d.get("/metrics", auth);
     assert_eq!(metrics.status, 200);
     assert!(metrics.text().contains("flower_http_requests_total "));

@@ -18,7 +18,7 @@ use nix::sys::socket::{
 };
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::metrics::{ExporterInfo, ListenerStats, Metrics, SamplerInfo, TemplateInfo};
+use super::metrics::{ExporterInfo, FieldInfo, ListenerStats, Metrics, SamplerInfo, TemplateInfo};
 use super::Msg;
 use crate::config::Listener;
 
@@ -214,17 +214,25 @@ fn snapshot_exporters(decoder: &Decoder<'_>) -> Vec<ExporterInfo> {
             templates: Vec::new(),
         })
         .collect();
+    let index: std::collections::HashMap<(IpAddr, u32), usize> = out
+        .iter()
+        .enumerate()
+        .map(|(i, e)| ((e.exporter, e.source_id), i))
+        .collect();
     for (k, t) in decoder.templates() {
-        if let Some(e) = out
-            .iter_mut()
-            .find(|e| e.exporter == k.exporter && e.source_id == k.source_id)
+        if let Some(e) = index
+            .get(&(k.exporter, k.source_id))
+            .and_then(|i| out.get_mut(*i))
         {
             e.templates.push(TemplateInfo {
                 id: k.template_id,
                 options: t.is_options(),
                 fields: t
                     .fields()
-                    .map(|f| (f.field_type.0, f.length, f.field_type.to_string()))
+                    .map(|f| FieldInfo {
+                        field_type: f.field_type.0,
+                        length: f.length,
+                    })
                     .collect(),
                 scope_fields: t.scope_count(),
             });

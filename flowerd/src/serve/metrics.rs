@@ -72,9 +72,29 @@ pub(crate) struct SamplerInfo {
 pub(crate) struct TemplateInfo {
     pub(crate) id: u16,
     pub(crate) options: bool,
-    /// `[type, length, name]`; scope fields first for options templates.
-    pub(crate) fields: Vec<(u16, u16, String)>,
+    /// Scope fields first for options templates.
+    pub(crate) fields: Vec<FieldInfo>,
     pub(crate) scope_fields: usize,
+}
+
+/// A template field: type and length. Serialized as `[type, length,
+/// name]`, the name made only then (the listeners refresh their snapshots
+/// every second and must not build thousands of strings each time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FieldInfo {
+    pub(crate) field_type: u16,
+    pub(crate) length: u16,
+}
+
+impl Serialize for FieldInfo {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (
+            self.field_type,
+            self.length,
+            netflow9::FieldType(self.field_type).to_string(),
+        )
+            .serialize(s)
+    }
 }
 
 /// The pipeline's own counters.
