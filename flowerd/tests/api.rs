@@ -509,7 +509,7 @@ fn queries_answer_over_the_corpus() {
     assert!(!exporters.as_array().unwrap().is_empty(), "{exporters}");
     // Template fields as [type, length, name]: softflowd's IPv4 template
     // has the source address (type 8, 4 bytes).
-    let fields: Vec<&serde_json::Value> = exporters
+    let fields: Vec<&Value> = exporters
         .as_array()
         .unwrap()
         .iter()

@@ -279,6 +279,10 @@ pub(crate) fn run(
     // The kernel's drop count of this socket (SO_RXQ_OVFL) last seen.
     let mut kernel_drops_seen = 0u32;
     let mut drops = DropLog::default();
+    let mut problems = DecodeLog {
+        seen: *decoder.counters(),
+        last: None,
+    };
     loop {
         if drain_until.is_none() && stop.load(Ordering::Relaxed) {
             drain_until = Some(Instant::now() + DRAIN_FOR);
@@ -329,7 +333,8 @@ pub(crate) fn run(
             stats.bytes.fetch_add(len as u64, Ordering::Relaxed);
             let payload = buf.get(..len).unwrap_or(&[]);
             let mut flows = 0u64;
-            let _ = decoder.decode(unmap(from), payload, |r| {
+            let exporter = unmap(from);
+            let decoded = decoder.decode(exporter, payload, |r| {
                 if !r.is_options() {
                     // Built in place in the batch, not built and copied.
                     batch.push(Flow::default());
@@ -346,6 +351,14 @@ pub(crate) fn run(
                     }
                 }
             });
+            match decoded {
+                Ok(summary) => {
+                    if let Some(e) = summary.first_error {
+                        problems.last = Some((exporter, e));
+                    }
+                }
+                Err(e) => problems.last = Some((exporter, e)),
+            }
             stats.flows.fetch_add(flows, Ordering::Relaxed);
         }
         let due = last_send.elapsed() >= batch_max;
@@ -363,6 +376,7 @@ pub(crate) fn run(
             if let Ok(mut c) = stats.decoder.lock() {
                 *c = *decoder.counters();
             }
+            let _ = problems.log(&stats, decoder.counters());
             if let Ok(mut e) = stats.exporters.lock() {
                 *e = snapshot_exporters(&decoder);
             }
@@ -498,6 +512,59 @@ impl DropLog {
     }
 }
 
+/// What the decoder refused or lost, logged with the snapshots (at most
+/// once a second per listener; the counters have every case).
+struct DecodeLog {
+    /// The decoder's counters when last logged.
+    seen: netflow9::Counters,
+    /// The last error and the exporter that caused it.
+    last: Option<(IpAddr, netflow9::Error)>,
+}
+
+impl DecodeLog {
+    /// Logs what grew since the last call; true if it warned.
+    fn log(&mut self, stats: &ListenerStats, now: &netflow9::Counters) -> bool {
+        let was = &self.seen;
+        let grew = |a: u64, b: u64| a.saturating_sub(b);
+        let rejected = grew(now.rejected_packets, was.rejected_packets);
+        let malformed = grew(now.malformed_total(), was.malformed_total());
+        let unknown = grew(now.unknown_template_flowsets, was.unknown_template_flowsets);
+        let lost = grew(now.pending_overflow, was.pending_overflow)
+            + grew(now.pending_expired, was.pending_expired);
+        let evicted = grew(now.template_evictions, was.template_evictions)
+            + grew(now.domain_evictions, was.domain_evictions);
+        self.seen = *now;
+        let last = self.last.take();
+        if rejected + malformed + lost + evicted == 0 {
+            // Data before its template is usual after a start: buffered,
+            // decoded when the template comes (or counted as lost above).
+            if unknown > 0 {
+                tracing::info!(
+                    listener = %stats.addr,
+                    unknown_template_flowsets = unknown,
+                    "data FlowSets waiting for their template"
+                );
+            }
+            return false;
+        }
+        let (exporter, error) = last.map_or((String::new(), String::new()), |(a, e)| {
+            (a.to_string(), e.to_string())
+        });
+        tracing::warn!(
+            listener = %stats.addr,
+            rejected_packets = rejected,
+            malformed,
+            unknown_template_flowsets = unknown,
+            pending_dropped = lost,
+            evicted,
+            last_error = %error,
+            last_error_exporter = %exporter,
+            "decoding problems in the last second (counted in flower_decoder_* metrics)"
+        );
+        true
+    }
+}
+
 /// The address to report for a listener socket.
 pub(crate) fn local_addr(s: &UdpSocket, fallback: SocketAddr) -> SocketAddr {
     s.local_addr().unwrap_or(fallback)
@@ -528,6 +595,40 @@ mod tests {
         decoder
             .decode(from.parse().unwrap(), &buf[..n], |_| {})
             .unwrap();
+    }
+
+    /// Decoding problems are logged once per snapshot, with the last
+    /// error; data waiting for its template alone is no warning.
+    #[test]
+    fn decoding_problems_are_logged_once() {
+        let stats = ListenerStats::new("127.0.0.1:9995".parse().unwrap(), 0);
+        let mut d = Decoder::new(Config::default());
+        let mut log = DecodeLog {
+            seen: *d.counters(),
+            last: None,
+        };
+        assert!(!log.log(&stats, d.counters()), "nothing happened");
+        let exporter: IpAddr = "192.0.2.1".parse().unwrap();
+        let err = d.decode(exporter, &[0, 5, 0, 0], |_| {}).unwrap_err();
+        log.last = Some((exporter, err));
+        assert!(log.log(&stats, d.counters()), "a rejected datagram");
+        assert!(log.last.is_none());
+        assert!(!log.log(&stats, d.counters()), "logged already");
+        // A data FlowSet of an unknown template: buffered, not a warning.
+        let mut buf = [0u8; 64];
+        let header = HeaderRepr {
+            count: 1,
+            sys_uptime: 1000,
+            unix_secs: 1_700_000_000,
+            sequence_number: 0,
+            source_id: 1,
+        };
+        let mut b = PacketBuilder::new(&mut buf, header).unwrap();
+        b.record(300, &[0u8; 8]).unwrap();
+        let n = b.finish().unwrap();
+        let _ = d.decode(exporter, &buf[..n], |_| {});
+        assert!(d.counters().unknown_template_flowsets > 0);
+        assert!(!log.log(&stats, d.counters()));
     }
 
     /// Only new and redefined templates are persisted: a socket never
