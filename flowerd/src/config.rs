@@ -75,6 +75,11 @@ pub(crate) struct Http {
     pub(crate) max_body_bytes: usize,
     /// Failed logins allowed per client address per minute (0 = no limit).
     pub(crate) login_attempts_per_minute: u32,
+    /// Host names (the `Host` header without its port) the server answers
+    /// to besides IP addresses and `localhost`; empty: any name when
+    /// listening on a non-loopback address, none when on loopback (a web
+    /// page that rebinds its own name to 127.0.0.1 cannot reach the API).
+    pub(crate) allowed_hosts: Vec<String>,
 }
 
 impl Default for Http {
@@ -88,6 +93,7 @@ impl Default for Http {
             workers: 4,
             max_body_bytes: 64 * 1024,
             login_attempts_per_minute: 10,
+            allowed_hosts: Vec::new(),
         }
     }
 }

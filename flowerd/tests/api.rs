@@ -925,7 +925,8 @@ fn malformed_requests_get_json_errors() {
     let big = format!(r#"{{"name": "x", "cidrs": ["{}"]}}"#, "1".repeat(3000));
     assert_error(&post(big.as_bytes()), 413);
     let mut chunked =
-        b"POST /api/v1/networks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        b"POST /api/v1/networks HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+            .to_vec();
     for _ in 0..3 {
         chunked.extend_from_slice(b"400\r\n");
         chunked.extend_from_slice(&[b' '; 1024]);
@@ -933,8 +934,16 @@ fn malformed_requests_get_json_errors() {
     }
     chunked.extend_from_slice(b"0\r\n\r\n");
     assert_error(&parse_response(&d.raw(&chunked)), 413);
-    let small = b"POST /api/v1/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\n{\"us\"\r\n0\r\n\r\n";
+    let small = b"POST /api/v1/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\n{\"us\"\r\n0\r\n\r\n";
     assert_error(&parse_response(&d.raw(small)), 400);
+    // DNS rebinding: a name this loopback server does not answer to is
+    // refused before anything else (health checks excepted).
+    let rebound =
+        b"GET /api/v1/summary HTTP/1.1\r\nHost: evil.example:8080\r\nConnection: close\r\n\r\n";
+    let v = assert_error(&parse_response(&d.raw(rebound)), 421);
+    assert_eq!(v["error"], "host not allowed");
+    let health = b"GET /healthz HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n";
+    assert_eq!(parse_response(&d.raw(health)).status, 200);
     // A huge declared length is refused without being read or allocated.
     let r = d.request(
         "GET",
@@ -1102,8 +1111,8 @@ fn slow_clients_do_not_block_others() {
     let mut slow = Vec::new();
     for partial in [
         &b"GET /api/v1/summ"[..],
-        b"GET /healthz HTTP/1.1\r\nHost: x\r\n",
-        b"POST /api/v1/login HTTP/1.1\r\nHost: x\r\nContent-Length: 1500\r\n\r\n{\"user\":",
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n",
+        b"POST /api/v1/login HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1500\r\n\r\n{\"user\":",
         b"",
     ] {
         let mut s = TcpStream::connect(d.http).unwrap();
@@ -1126,8 +1135,9 @@ fn slow_clients_do_not_block_others() {
     // A kept-alive connection serves several requests in a row.
     let mut s = TcpStream::connect(d.http).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let req =
-        format!("GET /api/v1/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n");
+    let req = format!(
+        "GET /api/v1/me HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
     s.write_all(format!("{req}{req}GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n").as_bytes())
         .unwrap();
     let mut all = Vec::new();

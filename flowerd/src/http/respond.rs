@@ -100,6 +100,8 @@ pub(crate) enum ApiError {
     CrossSite,
     /// 404: no such route or object.
     NotFound,
+    /// 421: a `Host` this server does not answer to (DNS rebinding).
+    MisdirectedHost,
     /// 405: the route exists but not with this method.
     Method {
         /// The methods it takes, for the `Allow` header.
@@ -172,6 +174,13 @@ impl ApiError {
                 }),
             ),
             ApiError::NotFound => (404, json!({"error": "not found"})),
+            ApiError::MisdirectedHost => (
+                421,
+                json!({
+                    "error": "host not allowed",
+                    "detail": "the Host header names neither an IP address, localhost nor one of http.allowed_hosts",
+                }),
+            ),
             ApiError::Method { allow } => {
                 return error(405, "method not allowed").with_header("Allow", allow)
             }

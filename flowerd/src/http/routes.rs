@@ -91,6 +91,9 @@ fn route(state: &AppState, req: &Request, now_ms: u64) -> Result<Response, ApiEr
         .ok_or(ApiError::NotFound)?;
     let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let method = req.head.method.as_str();
+    if segments != ["healthz"] && !host_allowed(&state.config, req.head.header("host")) {
+        return Err(ApiError::MisdirectedHost);
+    }
     match segments.as_slice() {
         ["healthz"] => {
             allow(method, GET)?;
@@ -115,6 +118,47 @@ fn route(state: &AppState, req: &Request, now_ms: u64) -> Result<Response, ApiEr
         }
         _ => Err(ApiError::NotFound),
     }
+}
+
+/// Whether the server answers to `host` (the `Host` header): against DNS
+/// rebinding, a page whose own name now resolves to this server must not
+/// reach it. IP addresses and `localhost` always pass (a page can only be
+/// on an IP address's origin if it was served from there), and so do the
+/// names in `http.allowed_hosts`; other names only when the server listens
+/// on a non-loopback address and no list is configured. No `Host` (HTTP/1.0
+/// clients; browsers always send one) passes.
+pub(crate) fn host_allowed(config: &crate::config::Http, host: Option<&str>) -> bool {
+    let Some(host) = host else {
+        return true;
+    };
+    let host = host.trim();
+    // The name without its port: `[v6]:port`, `name:port`, `name`.
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        match host.rsplit_once(':') {
+            Some((n, port)) if port.bytes().all(|b| b.is_ascii_digit()) => n,
+            _ => host,
+        }
+    };
+    let name = name.trim_end_matches('.');
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    if is("localhost")
+        || name
+            .len()
+            .checked_sub(".localhost".len())
+            .and_then(|i| name.get(i..))
+            .is_some_and(|tail| tail.eq_ignore_ascii_case(".localhost"))
+    {
+        return true;
+    }
+    if config.allowed_hosts.iter().any(|h| is(h)) {
+        return true;
+    }
+    config.allowed_hosts.is_empty() && !config.listen.ip().is_loopback()
 }
 
 /// Routes an authenticated `/api/v1/...` request whose method is allowed.
@@ -159,6 +203,49 @@ fn api(
 
 #[cfg(test)]
 mod tests {
+
+    /// The `Host` header against DNS rebinding.
+    #[test]
+    fn hosts_allowed() {
+        let lo = crate::config::Http::default();
+        for ok in [
+            None,
+            Some("localhost"),
+            Some("LOCALHOST:8080"),
+            Some("app.localhost:8080"),
+            Some("127.0.0.1:8080"),
+            Some("[::1]:8080"),
+            Some("192.0.2.7"),
+        ] {
+            assert!(host_allowed(&lo, ok), "{ok:?}");
+        }
+        for bad in [
+            Some("evil.example"),
+            Some("evil.example:8080"),
+            Some("localhost.evil.example"),
+            Some(""),
+        ] {
+            assert!(!host_allowed(&lo, bad), "{bad:?}");
+        }
+        let listed = crate::config::Http {
+            allowed_hosts: vec!["flower.example.net".into()],
+            ..lo.clone()
+        };
+        assert!(host_allowed(&listed, Some("Flower.Example.Net:8080")));
+        assert!(!host_allowed(&listed, Some("evil.example")));
+        // Listening on every address without a list: any name.
+        let open = crate::config::Http {
+            listen: "0.0.0.0:8080".parse().unwrap(),
+            ..lo.clone()
+        };
+        assert!(host_allowed(&open, Some("evil.example")));
+        let open_listed = crate::config::Http {
+            allowed_hosts: vec!["flower.example.net".into()],
+            ..open
+        };
+        assert!(!host_allowed(&open_listed, Some("evil.example")));
+    }
+
     use super::*;
 
     #[test]
