@@ -48,6 +48,9 @@ pub struct Counters {
     /// [`crate::DomainStats::sequence_duplicates`]); they change neither
     /// `sequence_lost` nor `sequence_reordered`.
     pub sequence_duplicates: u64,
+    /// Sequence numbers that jumped too far to be losses (see
+    /// [`crate::DomainStats::sequence_resyncs`]).
+    pub sequence_resyncs: u64,
     /// Exporter restarts detected (sys_uptime went backwards).
     pub exporter_restarts: u64,
     /// (exporter, Source ID) states evicted to make room.

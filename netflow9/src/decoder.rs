@@ -548,7 +548,9 @@ impl<'a> Decoder<'a> {
         };
         self.recent.domain = slot;
         let obs = self.domains.value_mut(slot)?.observe(header);
-        if obs.duplicate {
+        if obs.resynced {
+            self.counters.sequence_resyncs += 1;
+        } else if obs.duplicate {
             self.counters.sequence_duplicates += 1;
         } else if obs.reordered {
             self.counters.sequence_reordered += 1;

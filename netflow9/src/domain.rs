@@ -34,6 +34,10 @@ pub struct DomainStats {
     /// [`SEQUENCE_WINDOW`] (duplicated by the network or resent): not a
     /// loss, not a reordering, and they give no loss back.
     pub sequence_duplicates: u64,
+    /// Sequence numbers that jumped more than [`SEQUENCE_RESYNC`] from the
+    /// expected one (a reset numbering, a corrupt or forged header): the
+    /// tracking restarted from that packet, nothing counted as lost.
+    pub sequence_resyncs: u64,
     /// Restarts detected.
     pub restarts: u64,
     /// Header `unix_secs` of the newest packet.
@@ -49,6 +53,13 @@ const BOOT_TIME_TOLERANCE_MS: i64 = 10_000;
 /// A sequence number at most this far past the expected one continues the
 /// previous numbering.
 const SEQUENCE_CARRIES_ON: u32 = 100_000;
+
+/// A sequence number further than this from the expected one, ahead or
+/// behind, is a discontinuity, not a loss (a million export packets: hours
+/// of a busy exporter's output): tracking starts over from it. One forged
+/// header cannot add billions to the loss count, nor make every later
+/// packet look late.
+pub const SEQUENCE_RESYNC: u32 = 1 << 20;
 
 /// How many sequence numbers before the expected one are remembered as
 /// seen or missing. A packet later than that counts as reordered but gives
@@ -77,6 +88,8 @@ pub(crate) struct Observation {
     pub(crate) retracted: bool,
     /// The sequence number was seen already.
     pub(crate) duplicate: bool,
+    /// The sequence number jumped past [`SEQUENCE_RESYNC`].
+    pub(crate) resynced: bool,
 }
 
 impl DomainState {
@@ -103,7 +116,10 @@ impl DomainState {
             // A restarted exporter also starts its sequence over; one whose
             // sequence carries on (seen on IOS XR captures) did not restart.
             let carries_on = h.sequence_number.wrapping_sub(self.expected) <= SEQUENCE_CARRIES_ON;
-            if !wrap && !carries_on && jump > BOOT_TIME_TOLERANCE_MS {
+            // Either way: a boot time later (a restart) or earlier (a
+            // router that booted with its clock behind, before NTP) than
+            // the one before; a late packet implies the same one.
+            if !wrap && !carries_on && jump.abs() > BOOT_TIME_TOLERANCE_MS {
                 o.restarted = true;
                 self.stats.restarts += 1;
                 self.window = 0;
@@ -114,6 +130,13 @@ impl DomainState {
         // RFC 3954 §5.1: "Incremental sequence counter of all Export Packets
         // sent from the current Observation Domain by the Exporter".
         let diff = h.sequence_number.wrapping_sub(self.expected) as i32;
+        if diff.unsigned_abs() > SEQUENCE_RESYNC {
+            o.resynced = true;
+            self.stats.sequence_resyncs += 1;
+            self.window = 0;
+            self.accept(h);
+            return o;
+        }
         if diff >= 0 {
             o.lost = diff as u64;
             self.stats.sequence_lost += o.lost;
@@ -179,6 +202,44 @@ mod tests {
         assert!(d.observe(&h(1, 1002, 100)).reordered);
         assert_eq!(d.stats.sequence_lost, 1);
         assert_eq!(d.stats.sequence_reordered, 1);
+    }
+
+    /// A far jump of the sequence number, forward or back, starts the
+    /// tracking over instead of counting a billion losses or making every
+    /// later packet late.
+    #[test]
+    fn far_jumps_resync() {
+        let mut d = DomainState::default();
+        d.observe(&h(1000, 1000, 100));
+        let o = d.observe(&h(1001 + (1 << 30), 1001, 100));
+        assert!(o.resynced && o.lost == 0);
+        // The numbering carries on from before: back again, once.
+        let o = d.observe(&h(1001, 1002, 100));
+        assert!(o.resynced && !o.reordered);
+        assert_eq!(d.observe(&h(1003, 1003, 100)).lost, 1);
+        let s = d.stats;
+        assert_eq!(
+            (s.sequence_lost, s.sequence_reordered, s.sequence_resyncs),
+            (1, 0, 2)
+        );
+        // A loss within the bound is still a loss.
+        assert_eq!(d.observe(&h(1004 + 500_000, 1004, 100)).lost, 500_000);
+    }
+
+    /// A router that boots with its clock behind (no calendar, before NTP):
+    /// the boot time goes back, the numbering starts over: a restart.
+    #[test]
+    fn restart_with_the_clock_behind() {
+        let mut d = DomainState::default();
+        d.observe(&h(5000, 90_000_000, 1_700_000_000));
+        let o = d.observe(&h(0, 1000, 740_000_000));
+        assert!(o.restarted);
+        // A late packet of the same boot is no restart.
+        let mut d = DomainState::default();
+        d.observe(&h(5000, 90_000_000, 1_700_000_000));
+        d.observe(&h(5002, 90_002_000, 1_700_000_002));
+        let o = d.observe(&h(5001, 90_001_000, 1_700_000_001));
+        assert!(!o.restarted && o.reordered);
     }
 
     /// Regression: any number below the expected one gave a loss back, so

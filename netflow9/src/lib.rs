@@ -99,7 +99,7 @@ pub use decoder::{
     empty_domain_slot, empty_template_slot, Config, Decoder, DomainSlot, PacketSummary, Storage,
     TemplateKey, TemplateSlot,
 };
-pub use domain::{DomainKey, DomainState, DomainStats, SEQUENCE_WINDOW};
+pub use domain::{DomainKey, DomainState, DomainStats, SEQUENCE_RESYNC, SEQUENCE_WINDOW};
 pub use emit::PacketBuilder;
 pub use error::{Error, ErrorKind, Result};
 pub use field::{FieldType, ScopeType, ValueKind};

@@ -246,7 +246,7 @@ impl Metrics {
             .map(|l| l.decoder.lock().map(|c| *c).unwrap_or_default())
             .collect();
         let sum = |f: fn(&Counters) -> u64| decoder.iter().map(f).sum::<u64>();
-        let decoder_counters: [Family<Counters>; 17] = [
+        let decoder_counters: [Family<Counters>; 18] = [
             (
                 "decoder_rejected_packets_total",
                 "Datagrams that are not NetFlow v9 or too short.",
@@ -314,6 +314,11 @@ impl Metrics {
                 "decoder_sequence_duplicates_total",
                 "Export packets received twice (same sequence number, recently seen).",
                 |c| c.sequence_duplicates,
+            ),
+            (
+                "decoder_sequence_resyncs_total",
+                "Sequence numbers that jumped too far to be losses; tracking started over.",
+                |c| c.sequence_resyncs,
             ),
             (
                 "decoder_templates_dropped_on_restart_total",
