@@ -298,6 +298,28 @@ impl<'a> Decoder<'a> {
         self.templates.capacity()
     }
 
+    /// Gives the decoder the time, in Unix seconds, for aging the data
+    /// FlowSets that wait for their template (`Config::pending_max_age_secs`):
+    /// from the first call on, that clock is used instead of the newest
+    /// `unix_secs` of any packet header, which any sender can set far in
+    /// the future and so expire everyone's waiting data. A live collector
+    /// calls it with its receive time (once a second is enough); a tool
+    /// decoding old captures does not. The clock never moves back. Returns
+    /// how many waiting FlowSets expired (also counted in
+    /// `Counters::pending_expired`).
+    ///
+    /// ```
+    /// use netflow9::{Config, Decoder};
+    /// let mut d = Decoder::new(Config::default());
+    /// assert_eq!(d.set_clock(1_700_000_000), 0);
+    /// ```
+    pub fn set_clock(&mut self, now_unix_secs: u32) -> u64 {
+        let mut churn = Churn::default();
+        self.pending.set_clock(now_unix_secs, &mut churn);
+        self.counters.pending_expired += churn.expired;
+        churn.expired
+    }
+
     /// FlowSets waiting for their template.
     pub fn pending_flowsets(&self) -> usize {
         self.pending.len()

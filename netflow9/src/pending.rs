@@ -23,7 +23,10 @@
 //!   whatever else is buffered.
 //!
 //! Age is measured on one clock for all exporters: the newest `unix_secs`
-//! seen in any packet. Each entry records that clock when it arrives, so
+//! seen in any packet, or, once the caller gives one
+//! ([`crate::Decoder::set_clock`]: a collector's receive time), that clock
+//! only (then a header with a far-future `unix_secs` cannot expire everyone's
+//! waiting data). Each entry records that clock when it arrives, so
 //! arrival order is age order and expiry only ever looks at the front. (An
 //! exporter's own clock cannot order entries of different exporters, and an
 //! entry of an exporter that went quiet would otherwise never age.)
@@ -137,8 +140,12 @@ pub(crate) struct Pending<'a> {
     wrap: usize,
     live: usize,
     max_age: u32,
-    /// The shared clock: the newest `unix_secs` seen.
+    /// The shared clock: the newest `unix_secs` seen, or the newest time
+    /// the caller gave (`external`).
     clock: u32,
+    /// The caller gives the clock ([`Pending::set_clock`]): packet headers
+    /// no longer move it.
+    external: bool,
     seed: u64,
     /// Entries visited by every operation, for tests that bound the work.
     #[cfg(test)]
@@ -163,6 +170,7 @@ impl<'a> Pending<'a> {
             live: 0,
             max_age: max_age_secs,
             clock: 0,
+            external: false,
             seed,
             #[cfg(test)]
             work: 0,
@@ -452,7 +460,21 @@ impl<'a> Pending<'a> {
     /// Advances the shared clock to `unix_secs` (it never goes back) and
     /// expires the entries that waited longer than the maximum age.
     pub(crate) fn advance(&mut self, unix_secs: u32, churn: &mut Churn) {
-        self.clock = self.clock.max(unix_secs);
+        if !self.external {
+            self.clock = self.clock.max(unix_secs);
+        }
+        self.expire(churn);
+    }
+
+    /// From now on the clock is the caller's (its receive time, which no
+    /// sender controls), never moving back; expires what is due.
+    pub(crate) fn set_clock(&mut self, now_unix_secs: u32, churn: &mut Churn) {
+        self.external = true;
+        self.clock = self.clock.max(now_unix_secs);
+        self.expire(churn);
+    }
+
+    fn expire(&mut self, churn: &mut Churn) {
         while self.live > 0 {
             let arrived = rd32(self.head(self.start), hdr::ARRIVED);
             if self.clock <= arrived.saturating_add(self.max_age) {
@@ -672,6 +694,23 @@ mod tests {
         });
         assert!(got >= 1);
         assert_eq!(p.len() + got + churn.overflow as usize, 40);
+    }
+
+    #[test]
+    fn a_clock_given_by_the_caller_ignores_headers() {
+        let mut p = pending(1024);
+        let mut churn = Churn::default();
+        p.set_clock(100, &mut churn);
+        p.push(&ctx(100), 300, &[1], &mut churn);
+        // A forged far-future header moves nothing.
+        p.advance(u32::MAX, &mut churn);
+        assert_eq!((p.len(), churn.expired), (1, 0));
+        // Nor does the caller's clock going back.
+        p.set_clock(10, &mut churn);
+        p.set_clock(160, &mut churn);
+        assert_eq!(p.len(), 1);
+        p.set_clock(161, &mut churn);
+        assert_eq!((p.len(), churn.expired), (0, 1));
     }
 
     #[test]

@@ -278,6 +278,7 @@ pub(crate) fn run(
     let mut drain_until: Option<Instant> = None;
     // The kernel's drop count of this socket (SO_RXQ_OVFL) last seen.
     let mut kernel_drops_seen = 0u32;
+    decoder.set_clock(unix_now());
     let mut drops = DropLog::default();
     let mut problems = DecodeLog {
         seen: *decoder.counters(),
@@ -373,6 +374,9 @@ pub(crate) fn run(
         drops.log(&stats, stopping);
         if stopping || last_snapshot.elapsed() >= Duration::from_secs(1) {
             last_snapshot = Instant::now();
+            // Data waiting for its template ages by our clock, not by the
+            // headers' (any sender can write a far-future unix_secs).
+            decoder.set_clock(unix_now());
             if let Ok(mut c) = stats.decoder.lock() {
                 *c = *decoder.counters();
             }
@@ -414,6 +418,13 @@ pub(crate) fn run(
             "stopping: data FlowSets still waiting for their template are dropped"
         );
     }
+}
+
+/// The wall clock in Unix seconds.
+fn unix_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
 }
 
 /// IPv4-mapped IPv6 sources (dual-stack sockets) are IPv4 exporters.
