@@ -186,12 +186,19 @@ pub(crate) fn serve(shared: &Shared, tcp: TcpStream, peer: SocketAddr) {
             break;
         }
         // Wait for the first byte; a quiet close or idle timeout is normal.
-        io.get_mut().read_deadline = Instant::now() + if n == 0 { HEAD } else { IDLE };
+        // The first request's header section (and the TLS handshake) must
+        // be in within HEAD of the connection; a kept-alive one's within
+        // HEAD of its first byte.
+        if n > 0 {
+            io.get_mut().read_deadline = Instant::now() + IDLE;
+        }
         match io.fill_buf() {
             Ok([]) | Err(_) => break,
             Ok(_) => {}
         }
-        io.get_mut().read_deadline = Instant::now() + HEAD;
+        if n > 0 {
+            io.get_mut().read_deadline = Instant::now() + HEAD;
+        }
         let head = match wire::read_head(&mut io, &shared.limits) {
             Ok(h) => h,
             Err(e) => {
