@@ -344,16 +344,31 @@ pub(crate) fn check_password(
 }
 
 /// The session token of a `Cookie` header, if any.
+///
+/// Several different session cookies are none: browsers do not keep
+/// cookies apart by port, so another service on this host can set a
+/// `flower_session` of its own (for a narrower path, which browsers send
+/// first) to sign the visitor into the session it chose.
 fn cookie_token(req: &Request) -> Option<&str> {
-    req.head
+    let mut found = None;
+    for v in req
+        .head
         .headers
         .iter()
         .filter(|(n, _)| n == "cookie")
         .flat_map(|(_, v)| v.split(';'))
-        .find_map(|c| {
+        .filter_map(|c| {
             let (k, v) = c.trim().split_once('=')?;
             (k == COOKIE).then_some(v.trim_matches('"'))
         })
+    {
+        match found {
+            None => found = Some(v),
+            Some(f) if f == v => {}
+            Some(_) => return None,
+        }
+    }
+    found
 }
 
 /// Refuses a state-changing request that a browser sent with the session
@@ -503,6 +518,27 @@ pub(crate) fn logout(state: &AppState, req: &Request, who: &Principal) -> Respon
 
 #[cfg(test)]
 mod tests {
+
+    /// One session cookie, or the same one twice, is a token; two
+    /// different ones (another service on this host set its own) are none.
+    #[test]
+    fn session_cookies() {
+        let r = |cookies: &[&str]| {
+            let headers: Vec<(&str, &str)> = cookies.iter().map(|c| ("cookie", *c)).collect();
+            Request::for_test("GET", "/api/v1/me", &headers, b"")
+        };
+        assert_eq!(cookie_token(&r(&["a=1; flower_session=t1"])), Some("t1"));
+        assert_eq!(
+            cookie_token(&r(&["flower_session=t1", "flower_session=\"t1\""])),
+            Some("t1")
+        );
+        assert_eq!(
+            cookie_token(&r(&["flower_session=evil; flower_session=t1"])),
+            None
+        );
+        assert_eq!(cookie_token(&r(&["theme=dark"])), None);
+    }
+
     use super::*;
 
     #[test]
