@@ -201,32 +201,81 @@ pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Failed password checks per client in the last minute.
+/// A user name's failures may reach this many times a client's: password
+/// guesses spread over many addresses (a /48 of IPv6 holds 65 536 /64s)
+/// still meet a limit per account, and a legitimate user is locked out only
+/// while such an attack runs.
+const USER_FACTOR: u32 = 10;
+
+/// Failed password checks in the last minute, per client address and per
+/// user name.
 pub(crate) struct LoginLimiter {
-    per_minute: usize,
-    failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
-    max_clients: usize,
+    per_client: Window<IpAddr>,
+    per_user: Window<String>,
 }
 
 impl LoginLimiter {
-    /// Allows `per_minute` failures per client per minute (0: no limit).
+    /// Allows `per_minute` failures per client per minute and ten times as
+    /// many per user name (0: no limit); remembers at most `max_clients`
+    /// clients and as many names.
     pub(crate) fn new(per_minute: u32, max_clients: usize) -> LoginLimiter {
         LoginLimiter {
-            per_minute: usize::try_from(per_minute).unwrap_or(usize::MAX),
-            failures: Mutex::new(HashMap::new()),
-            max_clients: max_clients.max(1),
+            per_client: Window::new(per_minute, max_clients),
+            per_user: Window::new(per_minute.saturating_mul(USER_FACTOR), max_clients),
         }
     }
 
-    /// Reserves a password check for `ip`: counted as a failure from now
-    /// on (so parallel attempts cannot all pass the check before any is
-    /// recorded), taken back by [`LoginLimiter::succeeded`].
-    /// `Err(seconds to wait)` if `ip` has used up its failures.
-    pub(crate) fn check(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
+    /// Reserves a password check for `ip` and `user`: counted as a failure
+    /// from now on (so parallel attempts cannot all pass the check before
+    /// any is recorded), taken back by [`LoginLimiter::succeeded`].
+    /// `Err(seconds to wait)` if either has used up its failures.
+    pub(crate) fn check(&self, ip: IpAddr, user: &str, now: Instant) -> Result<(), u64> {
+        let client = client_key(ip);
+        self.per_client.check(client, now)?;
+        if let Err(wait) = self.per_user.check(user_key(user), now) {
+            self.per_client.succeeded(&client, now);
+            return Err(wait);
+        }
+        Ok(())
+    }
+
+    /// Takes back the check reserved at `at`: the password was right.
+    pub(crate) fn succeeded(&self, ip: IpAddr, user: &str, at: Instant) {
+        self.per_client.succeeded(&client_key(ip), at);
+        self.per_user.succeeded(&user_key(user), at);
+    }
+}
+
+/// The per-user key: the name if it could be one (every other string
+/// shares one key, so made-up names cannot fill the table).
+fn user_key(user: &str) -> String {
+    if users::valid_name(user) {
+        user.to_string()
+    } else {
+        String::new()
+    }
+}
+
+/// Failures per key in a sliding minute.
+struct Window<K> {
+    per_minute: usize,
+    failures: Mutex<HashMap<K, VecDeque<Instant>>>,
+    max_keys: usize,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Window<K> {
+    fn new(per_minute: u32, max_keys: usize) -> Window<K> {
+        Window {
+            per_minute: usize::try_from(per_minute).unwrap_or(usize::MAX),
+            failures: Mutex::new(HashMap::new()),
+            max_keys: max_keys.max(1),
+        }
+    }
+
+    fn check(&self, key: K, now: Instant) -> Result<(), u64> {
         if self.per_minute == 0 {
             return Ok(());
         }
-        let key = client_key(ip);
         let mut table = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(times) = table.get_mut(&key) {
             while times
@@ -241,13 +290,13 @@ impl LoginLimiter {
                 return Err(wait.as_secs() + 1);
             }
         }
-        if !table.contains_key(&key) && table.len() >= self.max_clients {
+        if !table.contains_key(&key) && table.len() >= self.max_keys {
             table.retain(|_, t| t.back().is_some_and(|l| now.duration_since(*l) < WINDOW));
-            if table.len() >= self.max_clients {
+            if table.len() >= self.max_keys {
                 let quietest = table
                     .iter()
                     .min_by_key(|(_, t)| t.back().copied())
-                    .map(|(k, _)| *k);
+                    .map(|(k, _)| k.clone());
                 if let Some(k) = quietest {
                     table.remove(&k);
                 }
@@ -257,16 +306,14 @@ impl LoginLimiter {
         Ok(())
     }
 
-    /// Takes back the check reserved at `at`: the password was right.
-    pub(crate) fn succeeded(&self, ip: IpAddr, at: Instant) {
+    fn succeeded(&self, key: &K, at: Instant) {
         let mut table = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = client_key(ip);
-        if let Some(times) = table.get_mut(&key) {
+        if let Some(times) = table.get_mut(key) {
             if let Some(i) = times.iter().rposition(|t| *t == at) {
                 times.remove(i);
             }
             if times.is_empty() {
-                table.remove(&key);
+                table.remove(key);
             }
         }
     }
@@ -316,7 +363,7 @@ pub(crate) fn check_password(
 ) -> Result<User, ApiError> {
     let metrics = &state.metrics;
     let attempt = Instant::now();
-    if let Err(retry_after) = state.limiter.check(client, attempt) {
+    if let Err(retry_after) = state.limiter.check(client, name, attempt) {
         metrics.logins_limited.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(%client, user = name, "login refused: too many failures");
         return Err(ApiError::TooManyLogins { retry_after });
@@ -332,7 +379,7 @@ pub(crate) fn check_password(
     };
     match user {
         Some(u) if ok => {
-            state.limiter.succeeded(client, attempt);
+            state.limiter.succeeded(client, name, attempt);
             Ok(u)
         }
         _ => {
@@ -612,25 +659,50 @@ mod tests {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         // Every check counts until it succeeds: parallel attempts cannot
         // all pass before the first failure is recorded.
-        assert_eq!(l.check(a, t0), Ok(()));
-        assert_eq!(l.check(a, secs(10)), Ok(()));
-        assert_eq!(l.check(a, secs(20)), Err(41));
-        l.succeeded(a, secs(10));
-        assert_eq!(l.check(a, secs(20)), Ok(()), "a success is taken back");
-        assert_eq!(l.check(a, secs(30)), Err(31));
-        assert_eq!(l.check(a, secs(60)), Ok(()), "first failure aged out");
+        assert_eq!(l.check(a, "u", t0), Ok(()));
+        assert_eq!(l.check(a, "u", secs(10)), Ok(()));
+        assert_eq!(l.check(a, "u", secs(20)), Err(41));
+        l.succeeded(a, "u", secs(10));
+        assert_eq!(l.check(a, "u", secs(20)), Ok(()), "a success is taken back");
+        assert_eq!(l.check(a, "u", secs(30)), Err(31));
+        assert_eq!(l.check(a, "u", secs(60)), Ok(()), "first failure aged out");
         let v6a: IpAddr = "2001:db8::1".parse().unwrap();
         let v6b: IpAddr = "2001:db8::ffff:2".parse().unwrap();
-        assert_eq!(l.check(v6a, t0), Ok(()));
-        assert_eq!(l.check(v6b, t0), Ok(()));
-        assert!(l.check(v6b, t0).is_err(), "same /64");
+        assert_eq!(l.check(v6a, "v", t0), Ok(()));
+        assert_eq!(l.check(v6b, "v", t0), Ok(()));
+        assert!(l.check(v6b, "v", t0).is_err(), "same /64");
         // A third client evicts the quietest.
-        assert_eq!(l.check("192.0.2.9".parse().unwrap(), secs(30)), Ok(()));
-        assert_eq!(l.failures.lock().unwrap().len(), 2);
+        assert_eq!(l.check("192.0.2.9".parse().unwrap(), "w", secs(30)), Ok(()));
+        assert_eq!(l.per_client.failures.lock().unwrap().len(), 2);
         let off = LoginLimiter::new(0, 2);
         for _ in 0..10 {
-            assert_eq!(off.check(a, t0), Ok(()));
+            assert_eq!(off.check(a, "u", t0), Ok(()));
         }
+    }
+
+    /// Guesses at one account from many addresses meet the per-user limit
+    /// (ten times the per-client one); other accounts are not affected, and
+    /// a refused check does not use up the client's own budget.
+    #[test]
+    fn limiter_per_user_across_clients() {
+        let l = LoginLimiter::new(2, 1000);
+        let t0 = Instant::now();
+        for i in 0..20u8 {
+            let ip = IpAddr::from([198, 51, 100, i]);
+            assert_eq!(l.check(ip, "admin", t0), Ok(()), "{i}");
+        }
+        let fresh: IpAddr = "203.0.113.1".parse().unwrap();
+        assert_eq!(l.check(fresh, "admin", t0), Err(61));
+        assert_eq!(l.check(fresh, "viewer", t0), Ok(()));
+        assert_eq!(l.check(fresh, "viewer2", t0), Ok(()));
+        // Made-up names share one key.
+        for i in 0..20u8 {
+            let ip = IpAddr::from([192, 0, 2, i]);
+            assert_eq!(l.check(ip, &format!("no such/{i}"), t0), Ok(()));
+        }
+        assert!(l
+            .check("192.0.2.200".parse().unwrap(), "another/name", t0)
+            .is_err());
     }
 
     #[test]
