@@ -73,6 +73,10 @@ pub struct DomainState {
     expected: u32,
     /// Bit `i` set: sequence number `expected - 1 - i` arrived.
     window: u128,
+    /// How many numbers before `expected` the tracking covers (since the
+    /// first packet, restart or resync; at most the window): an earlier
+    /// number was never counted lost, so it gives no loss back.
+    tracked: u32,
     last_uptime: u32,
     pub(crate) samplers: Samplers,
     pub(crate) stats: DomainStats,
@@ -100,6 +104,7 @@ impl DomainState {
         if !self.seen {
             self.seen = true;
             self.window = 0;
+            self.tracked = 0;
             self.accept(h);
             return o;
         }
@@ -123,6 +128,7 @@ impl DomainState {
                 o.restarted = true;
                 self.stats.restarts += 1;
                 self.window = 0;
+                self.tracked = 0;
                 self.accept(h);
                 return o;
             }
@@ -134,6 +140,7 @@ impl DomainState {
             o.resynced = true;
             self.stats.sequence_resyncs += 1;
             self.window = 0;
+            self.tracked = 0;
             self.accept(h);
             return o;
         }
@@ -142,6 +149,8 @@ impl DomainState {
             self.stats.sequence_lost += o.lost;
             let shift = diff.unsigned_abs().saturating_add(1);
             self.window = self.window.checked_shl(shift).unwrap_or(0);
+            // `accept` adds the new number itself.
+            self.tracked = self.tracked.saturating_add(shift - 1);
             self.accept(h);
             return o;
         }
@@ -149,7 +158,12 @@ impl DomainState {
         // is one that is still missing; a number seen already is a
         // duplicate, and must not cancel a real loss.
         let back = self.expected.wrapping_sub(h.sequence_number) - 1;
-        let bit = 1u128.checked_shl(back).unwrap_or(0);
+        let bit = if back < self.tracked {
+            1u128.checked_shl(back).unwrap_or(0)
+        } else {
+            // Before the tracking began: late, but never counted lost.
+            0
+        };
         if bit != 0 && self.window & bit != 0 {
             o.duplicate = true;
             self.stats.sequence_duplicates += 1;
@@ -168,6 +182,7 @@ impl DomainState {
     /// Takes `h` as the newest packet (the window already shifted to it).
     fn accept(&mut self, h: &HeaderRepr) {
         self.window |= 1;
+        self.tracked = self.tracked.saturating_add(1).min(SEQUENCE_WINDOW);
         self.expected = h.sequence_number.wrapping_add(1);
         self.last_uptime = h.sys_uptime;
         self.stats.last_unix_secs = h.unix_secs;
@@ -202,6 +217,20 @@ mod tests {
         assert!(d.observe(&h(1, 1002, 100)).reordered);
         assert_eq!(d.stats.sequence_lost, 1);
         assert_eq!(d.stats.sequence_reordered, 1);
+    }
+
+    /// A late number from before the first packet was never counted lost:
+    /// it gives no loss back.
+    #[test]
+    fn numbers_before_the_first_packet_give_nothing_back() {
+        let mut d = DomainState::default();
+        d.observe(&h(100, 1000, 100));
+        assert_eq!(d.observe(&h(102, 1002, 100)).lost, 1);
+        let o = d.observe(&h(99, 999, 100));
+        assert!(o.reordered && !o.retracted);
+        assert_eq!(d.stats.sequence_lost, 1, "101 is still missing");
+        assert!(d.observe(&h(101, 1001, 100)).retracted);
+        assert_eq!(d.stats.sequence_lost, 0);
     }
 
     /// A far jump of the sequence number, forward or back, starts the
