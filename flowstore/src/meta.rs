@@ -273,6 +273,23 @@ impl Store {
     /// # Errors
     /// LMDB errors.
     pub fn put_templates(&self, ts: &[StoredTemplate], keep: usize) -> Result<u64> {
+        self.store_templates(ts, keep, false)
+    }
+
+    /// Renews templates still in use: stamps those stored with the same
+    /// definition with the time (the least recently stored are pruned
+    /// first), stores those missing (a save that failed, or pruned), and
+    /// leaves alone those stored with another definition (a newer one,
+    /// from another socket). Then prunes as [`Store::put_templates`] does.
+    /// Returns how many were removed.
+    ///
+    /// # Errors
+    /// LMDB errors.
+    pub fn renew_templates(&self, ts: &[StoredTemplate], keep: usize) -> Result<u64> {
+        self.store_templates(ts, keep, true)
+    }
+
+    fn store_templates(&self, ts: &[StoredTemplate], keep: usize, renew: bool) -> Result<u64> {
         let now = crate::store::now_secs();
         let mut removed = 0;
         self.meta_write(|t| {
@@ -283,6 +300,20 @@ impl Store {
                     stored_at: now,
                     ..s.clone()
                 };
+                if renew {
+                    let stored = self.inner.dbs.templates.get(t, &k)?;
+                    let same = stored
+                        .and_then(|v| decode::<StoredTemplate>("templates", &k, v).ok())
+                        .map(|old| {
+                            StoredTemplate {
+                                stored_at: now,
+                                ..old
+                            } == s
+                        });
+                    if same == Some(false) {
+                        continue;
+                    }
+                }
                 self.inner.dbs.templates.put(t, &k, &encode(&s))?;
             }
             let n = self.inner.dbs.templates.len(t)?;

@@ -459,10 +459,25 @@ impl DimAgg {
                 ranked.select_nth_unstable_by(keep - 1, order);
             }
             small.groups.reserve(keep);
-            // "other" got every group above; take the kept ones back out.
+            // "other" got every group above; take the kept ones back out,
+            // unless the sum saturated (counters from the network near
+            // u64::MAX): then sum the folded ones alone.
+            let o = small.other;
+            let saturated =
+                [o.bytes, o.packets, o.flows, o.est_bytes, o.est_packets].contains(&u64::MAX);
+            if saturated {
+                small.other = self.other;
+                for (_, k) in &ranked[keep..] {
+                    if let Some(a) = self.groups.get(k) {
+                        small.other.add(*a);
+                    }
+                }
+            }
             for (_, k) in &ranked[..keep] {
                 if let Some(a) = self.groups.get(k) {
-                    small.other.sub(*a);
+                    if !saturated {
+                        small.other.sub(*a);
+                    }
                     small.groups.insert(*k, *a);
                 }
             }
@@ -1159,6 +1174,10 @@ mod tests {
         big.compact_into(2, &mut small, &mut Vec::new());
         assert_eq!(small.groups.len(), 2);
         assert_eq!(small.folded, 3);
+        // Three folded groups of ~u64::MAX bytes each: "other" saturates.
+        assert_eq!(small.other.bytes, u64::MAX);
+        assert_eq!(small.other.est_bytes, u64::MAX);
+        assert_eq!(small.other.flows, 3);
     }
 
     #[test]

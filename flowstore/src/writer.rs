@@ -1408,7 +1408,6 @@ fn in_sealed_window(store: &Store, bucket_ms: u64) -> Result<bool> {
     Ok(is_sealed(&txn, store, 1, bucket_ms)? || is_sealed(&txn, store, 2, bucket_ms)?)
 }
 
-/// Marks the `tier` window starting at `window_ms` sealed.
 /// Rebuilds the rollup window of `tier` at `window_ms` from its finer
 /// tier's buckets and clears its dirty mark.
 fn rebuild(
@@ -1436,6 +1435,7 @@ fn rebuild(
     Ok(())
 }
 
+/// Marks the `tier` window starting at `window_ms` sealed.
 fn seal(txn: &mut RwTxn<'_>, store: &Store, tier: u8, window_ms: u64, now_s: u64) -> Result<()> {
     let key = index_key(INDEX_SEALED, tier, window_ms);
     store.inner.dbs.rollup_index.put(txn, &key, &now_s)?;

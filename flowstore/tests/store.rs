@@ -880,4 +880,27 @@ fn stored_templates_are_bounded_and_newest_last() {
     assert_eq!((last.exporter, last.template_id), (mine.exporter, 300));
     assert!(last.stored_at > 0);
     assert!(all.windows(2).all(|w| w[0].stored_at <= w[1].stored_at));
+
+    // Renewing: the same definition is stamped again, a missing one is
+    // stored, another definition (a newer one from another socket) is
+    // left alone.
+    let newer = flowstore::StoredTemplate {
+        fields: vec![(8, 4)],
+        ..mine.clone()
+    };
+    store
+        .put_templates(std::slice::from_ref(&newer), 10)
+        .unwrap();
+    let missing = t("192.0.2.2", 301);
+    store
+        .renew_templates(&[mine.clone(), missing.clone()], 10)
+        .unwrap();
+    let all = store.templates().unwrap();
+    let get = |s: &flowstore::StoredTemplate| {
+        all.iter()
+            .find(|a| (a.exporter, a.template_id) == (s.exporter, s.template_id))
+            .cloned()
+    };
+    assert_eq!(get(&mine).unwrap().fields, newer.fields, "not overwritten");
+    assert_eq!(get(&missing).unwrap().fields, missing.fields, "stored");
 }

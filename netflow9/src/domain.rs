@@ -50,6 +50,10 @@ pub struct DomainStats {
 /// `unix_secs`, clock adjustments) before it means a restart.
 const BOOT_TIME_TOLERANCE_MS: i64 = 10_000;
 
+/// At most this much uptime before the newest packet, a packet just
+/// behind in sequence is late, not from a new boot.
+const LATE_MAX_MS: u32 = 60_000;
+
 /// A sequence number at most this far past the expected one continues the
 /// previous numbering.
 const SEQUENCE_CARRIES_ON: u32 = 100_000;
@@ -121,10 +125,15 @@ impl DomainState {
             // A restarted exporter also starts its sequence over; one whose
             // sequence carries on (seen on IOS XR captures) did not restart.
             let carries_on = h.sequence_number.wrapping_sub(self.expected) <= SEQUENCE_CARRIES_ON;
+            // A packet just behind the expected number, sent less than
+            // LATE_MAX_MS of uptime before the newest, is a late one even if
+            // the exporter's clock stepped since it was sent.
+            let late = self.expected.wrapping_sub(h.sequence_number) <= SEQUENCE_WINDOW
+                && self.last_uptime.wrapping_sub(h.sys_uptime) <= LATE_MAX_MS;
             // Either way: a boot time later (a restart) or earlier (a
             // router that booted with its clock behind, before NTP) than
             // the one before; a late packet implies the same one.
-            if !wrap && !carries_on && jump.abs() > BOOT_TIME_TOLERANCE_MS {
+            if !wrap && !carries_on && !late && jump.abs() > BOOT_TIME_TOLERANCE_MS {
                 o.restarted = true;
                 self.stats.restarts += 1;
                 self.window = 0;
@@ -267,6 +276,12 @@ mod tests {
         let mut d = DomainState::default();
         d.observe(&h(5000, 90_000_000, 1_700_000_000));
         d.observe(&h(5002, 90_002_000, 1_700_000_002));
+        let o = d.observe(&h(5001, 90_001_000, 1_700_000_001));
+        assert!(!o.restarted && o.reordered);
+        // Nor is a late packet sent before the clock stepped forward (NTP).
+        let mut d = DomainState::default();
+        d.observe(&h(5000, 90_000_000, 1_700_000_000));
+        d.observe(&h(5002, 90_002_000, 1_700_000_062));
         let o = d.observe(&h(5001, 90_001_000, 1_700_000_001));
         assert!(!o.restarted && o.reordered);
     }

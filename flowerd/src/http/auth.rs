@@ -229,7 +229,9 @@ impl LoginLimiter {
     /// from now on (so parallel attempts cannot all pass the check before
     /// any is recorded), taken back by [`LoginLimiter::succeeded`].
     /// `Err(seconds to wait)` if either has used up its failures.
-    pub(crate) fn check(&self, ip: IpAddr, user: &str, now: Instant) -> Result<(), u64> {
+    /// `user` is `None` for a name no user has: all of those share one key,
+    /// so made-up names cannot fill the table.
+    pub(crate) fn check(&self, ip: IpAddr, user: Option<&str>, now: Instant) -> Result<(), u64> {
         let client = client_key(ip);
         self.per_client.check(client, now)?;
         if let Err(wait) = self.per_user.check(user_key(user), now) {
@@ -240,20 +242,16 @@ impl LoginLimiter {
     }
 
     /// Takes back the check reserved at `at`: the password was right.
-    pub(crate) fn succeeded(&self, ip: IpAddr, user: &str, at: Instant) {
+    pub(crate) fn succeeded(&self, ip: IpAddr, user: Option<&str>, at: Instant) {
         self.per_client.succeeded(&client_key(ip), at);
         self.per_user.succeeded(&user_key(user), at);
     }
 }
 
-/// The per-user key: the name if it could be one (every other string
-/// shares one key, so made-up names cannot fill the table).
-fn user_key(user: &str) -> String {
-    if users::valid_name(user) {
-        user.to_string()
-    } else {
-        String::new()
-    }
+/// The per-user key: the name of an existing user; one shared key for
+/// every other name.
+fn user_key(user: Option<&str>) -> String {
+    user.unwrap_or_default().to_string()
 }
 
 /// Failures per key in a sliding minute.
@@ -363,23 +361,24 @@ pub(crate) fn check_password(
 ) -> Result<User, ApiError> {
     let metrics = &state.metrics;
     let attempt = Instant::now();
-    if let Err(retry_after) = state.limiter.check(client, name, attempt) {
-        metrics.logins_limited.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(%client, user = name, "login refused: too many failures");
-        return Err(ApiError::TooManyLogins { retry_after });
-    }
     let user = if users::valid_name(name) {
         state.store.user(name)?
     } else {
         None
     };
+    let key = user.as_ref().map(|u| u.name.as_str());
+    if let Err(retry_after) = state.limiter.check(client, key, attempt) {
+        metrics.logins_limited.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(%client, user = name, "login refused: too many failures");
+        return Err(ApiError::TooManyLogins { retry_after });
+    }
     let ok = match &user {
         Some(u) => users::verify_password(password, &u.password_hash),
         None => users::verify_password(password, dummy_hash()),
     };
     match user {
         Some(u) if ok => {
-            state.limiter.succeeded(client, name, attempt);
+            state.limiter.succeeded(client, Some(name), attempt);
             Ok(u)
         }
         _ => {
@@ -395,7 +394,9 @@ pub(crate) fn check_password(
 /// Several different session cookies are none: browsers do not keep
 /// cookies apart by port, so another service on this host can set a
 /// `flower_session` of its own (for a narrower path, which browsers send
-/// first) to sign the visitor into the session it chose.
+/// first) next to the visitor's to sign them into the session it chose.
+/// (A visitor without a session of their own still sends only the planted
+/// one: that cannot be told apart; on a shared host, use bearer tokens.)
 fn cookie_token(req: &Request) -> Option<&str> {
     let mut found = None;
     for v in req
@@ -659,24 +660,35 @@ mod tests {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         // Every check counts until it succeeds: parallel attempts cannot
         // all pass before the first failure is recorded.
-        assert_eq!(l.check(a, "u", t0), Ok(()));
-        assert_eq!(l.check(a, "u", secs(10)), Ok(()));
-        assert_eq!(l.check(a, "u", secs(20)), Err(41));
-        l.succeeded(a, "u", secs(10));
-        assert_eq!(l.check(a, "u", secs(20)), Ok(()), "a success is taken back");
-        assert_eq!(l.check(a, "u", secs(30)), Err(31));
-        assert_eq!(l.check(a, "u", secs(60)), Ok(()), "first failure aged out");
+        assert_eq!(l.check(a, Some("u"), t0), Ok(()));
+        assert_eq!(l.check(a, Some("u"), secs(10)), Ok(()));
+        assert_eq!(l.check(a, Some("u"), secs(20)), Err(41));
+        l.succeeded(a, Some("u"), secs(10));
+        assert_eq!(
+            l.check(a, Some("u"), secs(20)),
+            Ok(()),
+            "a success is taken back"
+        );
+        assert_eq!(l.check(a, Some("u"), secs(30)), Err(31));
+        assert_eq!(
+            l.check(a, Some("u"), secs(60)),
+            Ok(()),
+            "first failure aged out"
+        );
         let v6a: IpAddr = "2001:db8::1".parse().unwrap();
         let v6b: IpAddr = "2001:db8::ffff:2".parse().unwrap();
-        assert_eq!(l.check(v6a, "v", t0), Ok(()));
-        assert_eq!(l.check(v6b, "v", t0), Ok(()));
-        assert!(l.check(v6b, "v", t0).is_err(), "same /64");
+        assert_eq!(l.check(v6a, Some("v"), t0), Ok(()));
+        assert_eq!(l.check(v6b, Some("v"), t0), Ok(()));
+        assert!(l.check(v6b, Some("v"), t0).is_err(), "same /64");
         // A third client evicts the quietest.
-        assert_eq!(l.check("192.0.2.9".parse().unwrap(), "w", secs(30)), Ok(()));
+        assert_eq!(
+            l.check("192.0.2.9".parse().unwrap(), Some("w"), secs(30)),
+            Ok(())
+        );
         assert_eq!(l.per_client.failures.lock().unwrap().len(), 2);
         let off = LoginLimiter::new(0, 2);
         for _ in 0..10 {
-            assert_eq!(off.check(a, "u", t0), Ok(()));
+            assert_eq!(off.check(a, Some("u"), t0), Ok(()));
         }
     }
 
@@ -689,20 +701,18 @@ mod tests {
         let t0 = Instant::now();
         for i in 0..20u8 {
             let ip = IpAddr::from([198, 51, 100, i]);
-            assert_eq!(l.check(ip, "admin", t0), Ok(()), "{i}");
+            assert_eq!(l.check(ip, Some("admin"), t0), Ok(()), "{i}");
         }
         let fresh: IpAddr = "203.0.113.1".parse().unwrap();
-        assert_eq!(l.check(fresh, "admin", t0), Err(61));
-        assert_eq!(l.check(fresh, "viewer", t0), Ok(()));
-        assert_eq!(l.check(fresh, "viewer2", t0), Ok(()));
-        // Made-up names share one key.
+        assert_eq!(l.check(fresh, Some("admin"), t0), Err(61));
+        assert_eq!(l.check(fresh, Some("viewer"), t0), Ok(()));
+        assert_eq!(l.check(fresh, Some("viewer2"), t0), Ok(()));
+        // Names no user has share one key.
         for i in 0..20u8 {
             let ip = IpAddr::from([192, 0, 2, i]);
-            assert_eq!(l.check(ip, &format!("no such/{i}"), t0), Ok(()));
+            assert_eq!(l.check(ip, None, t0), Ok(()));
         }
-        assert!(l
-            .check("192.0.2.200".parse().unwrap(), "another/name", t0)
-            .is_err());
+        assert!(l.check("192.0.2.200".parse().unwrap(), None, t0).is_err());
     }
 
     #[test]

@@ -142,7 +142,9 @@ pub(crate) fn host_allowed(config: &crate::config::Http, host: Option<&str>) -> 
         }
     };
     let name = name.trim_end_matches('.');
-    if name.parse::<std::net::IpAddr>().is_ok() {
+    // An IPv6 zone (`fe80::1%25eth0`) is not part of the address.
+    let address = name.split('%').next().unwrap_or(name);
+    if address.parse::<std::net::IpAddr>().is_ok() {
         return true;
     }
     let is = |n: &str| name.eq_ignore_ascii_case(n);
@@ -155,7 +157,11 @@ pub(crate) fn host_allowed(config: &crate::config::Http, host: Option<&str>) -> 
     {
         return true;
     }
-    if config.allowed_hosts.iter().any(|h| is(h)) {
+    if config
+        .allowed_hosts
+        .iter()
+        .any(|h| is(h.trim().trim_end_matches('.')))
+    {
         return true;
     }
     config.allowed_hosts.is_empty() && !config.listen.ip().is_loopback()
@@ -216,6 +222,7 @@ mod tests {
             Some("127.0.0.1:8080"),
             Some("[::1]:8080"),
             Some("192.0.2.7"),
+            Some("[fe80::1%25eth0]:8080"),
         ] {
             assert!(host_allowed(&lo, ok), "{ok:?}");
         }
@@ -228,10 +235,11 @@ mod tests {
             assert!(!host_allowed(&lo, bad), "{bad:?}");
         }
         let listed = crate::config::Http {
-            allowed_hosts: vec!["flower.example.net".into()],
+            allowed_hosts: vec!["flower.example.net.".into()],
             ..lo.clone()
         };
         assert!(host_allowed(&listed, Some("Flower.Example.Net:8080")));
+        assert!(host_allowed(&listed, Some("flower.example.net.")));
         assert!(!host_allowed(&listed, Some("evil.example")));
         // Listening on every address without a list: any name.
         let open = crate::config::Http {

@@ -37,6 +37,7 @@ pub(crate) fn run(
         rx: &rx,
         metrics: &metrics,
         in_flight: 0,
+        carried: 0,
     };
     // Merged batches; at most `commit_max` flows, allocated on first use.
     let mut merged: Vec<Flow> = Vec::new();
@@ -51,7 +52,10 @@ pub(crate) fn run(
     };
     loop {
         let msg = match carry.take() {
-            Some(flows) => Ok(Msg::Flows(flows)),
+            Some(flows) => {
+                guard.carried = 0;
+                Ok(Msg::Flows(flows))
+            }
             None => rx.recv_timeout(Duration::from_millis(500)),
         };
         match msg {
@@ -64,6 +68,7 @@ pub(crate) fn run(
                         Msg::Flows(more) => {
                             let held = first.as_ref().map_or(merged.len(), Vec::len);
                             if held + more.len() > commit_max {
+                                guard.carried = more.len() as u64;
                                 carry = Some(more);
                                 break;
                             }
@@ -75,11 +80,16 @@ pub(crate) fn run(
                             merged.extend_from_slice(&more);
                             recycle(more);
                         }
-                        Msg::Templates(t) => persist(&store, &metrics, &t, keep_templates),
+                        Msg::Templates(t) => persist(&store, &metrics, &t, keep_templates, false),
+                        Msg::RenewTemplates(t) => {
+                            persist(&store, &metrics, &t, keep_templates, true);
+                        }
                     }
                 }
                 let batch: &[Flow] = first.as_deref().unwrap_or(&merged);
                 let started = Instant::now();
+                // The batch being written, and where it came from: a panic
+                // while merging loses what was taken from the channel.
                 guard.in_flight = batch.len() as u64;
                 let result = writer.append(batch);
                 guard.in_flight = 0;
@@ -111,7 +121,8 @@ pub(crate) fn run(
                     recycle(f);
                 }
             }
-            Ok(Msg::Templates(t)) => persist(&store, &metrics, &t, keep_templates),
+            Ok(Msg::Templates(t)) => persist(&store, &metrics, &t, keep_templates, false),
+            Ok(Msg::RenewTemplates(t)) => persist(&store, &metrics, &t, keep_templates, true),
             Err(RecvTimeoutError::Timeout) => {
                 if let Err(e) = writer.flush() {
                     p.flush_errors.fetch_add(1, Ordering::Relaxed);
@@ -150,6 +161,8 @@ struct LossGuard<'a> {
     rx: &'a Receiver<Msg>,
     metrics: &'a Metrics,
     in_flight: u64,
+    /// Flows taken from the channel for the next append.
+    carried: u64,
 }
 
 impl Drop for LossGuard<'_> {
@@ -158,8 +171,10 @@ impl Drop for LossGuard<'_> {
             return;
         }
         let p = &self.metrics.pipeline;
-        let mut flows = self.in_flight;
-        let mut batches = u64::from(self.in_flight > 0);
+        // A panic inside `append` after its commit (in the rollups) counts
+        // stored flows as lost: the writer cannot tell from outside.
+        let mut flows = self.in_flight + self.carried;
+        let mut batches = u64::from(self.in_flight > 0) + u64::from(self.carried > 0);
         while let Ok(m) = self.rx.try_recv() {
             if let Msg::Flows(f) = m {
                 flows += f.len() as u64;
@@ -175,10 +190,21 @@ impl Drop for LossGuard<'_> {
     }
 }
 
-/// Persists a listener's templates.
-fn persist(store: &Store, metrics: &Metrics, t: &[flowstore::StoredTemplate], keep: usize) {
+/// Persists a listener's templates (or renews them).
+fn persist(
+    store: &Store,
+    metrics: &Metrics,
+    t: &[flowstore::StoredTemplate],
+    keep: usize,
+    renew: bool,
+) {
     let p = &metrics.pipeline;
-    match store.put_templates(t, keep) {
+    let result = if renew {
+        store.renew_templates(t, keep)
+    } else {
+        store.put_templates(t, keep)
+    };
+    match result {
         Ok(pruned) => {
             p.templates_persisted.fetch_add(1, Ordering::Relaxed);
             p.templates_pruned.fetch_add(pruned, Ordering::Relaxed);
@@ -211,6 +237,7 @@ mod tests {
                 rx: &rx,
                 metrics: &m,
                 in_flight: 0,
+                carried: 0,
             };
             guard.in_flight = 7;
             panic!("store bug");

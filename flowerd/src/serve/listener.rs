@@ -119,12 +119,12 @@ fn stored(k: &TemplateKey, t: &Template) -> StoredTemplate {
 struct Persisted {
     known: std::collections::HashMap<TemplateKey, StoredTemplate>,
     pending: Vec<StoredTemplate>,
-    /// Packets per (exporter, Source ID) at the last [`Persisted::refresh`].
+    /// Packets per (exporter, Source ID) at the last [`Persisted::renewals`].
     packets: std::collections::HashMap<(IpAddr, u32), u64>,
 }
 
-/// How often a listener persists again the templates of the exporters it
-/// heard from, changed or not (see [`Persisted::refresh`]).
+/// How often a listener renews in the store the templates of the exporters
+/// it heard from (see [`Persisted::renewals`]).
 const TEMPLATE_REFRESH: Duration = Duration::from_secs(600);
 
 impl Persisted {
@@ -139,15 +139,15 @@ impl Persisted {
         }
     }
 
-    /// Forgets what was persisted for the exporters (and Source IDs) that
-    /// sent packets since the last refresh, so the next
-    /// [`Persisted::changed`] offers their templates again: the store
-    /// renews their `stored_at` (it prunes the least recently stored first,
-    /// and a template an exporter defined once and never changed is still
-    /// in use), and a save the store failed is retried. Templates this
-    /// socket only loaded at start, of exporters it does not hear from,
-    /// are not written back (another socket may have replaced them).
-    fn refresh(&mut self, decoder: &Decoder<'_>) {
+    /// The templates to renew in the store: those of the exporters (and
+    /// Source IDs) that sent packets to this socket since the last call,
+    /// unchanged since they were last persisted. The store stamps them
+    /// again where it holds the same definition (it prunes the least
+    /// recently stored first, and a template an exporter defined once and
+    /// never changed is still in use), stores them where it holds none (a
+    /// save that failed), and keeps another definition (a newer one another
+    /// socket stored) as it is.
+    fn renewals(&mut self, decoder: &Decoder<'_>) -> Vec<StoredTemplate> {
         let before = std::mem::take(&mut self.packets);
         for (k, s, _) in decoder.domains() {
             self.packets.insert((k.exporter, k.source_id), s.packets);
@@ -158,7 +158,19 @@ impl Persisted {
                 .get(&d)
                 .is_some_and(|p| before.get(&d) != Some(p))
         };
-        self.known.retain(|k, _| !active(k));
+        decoder
+            .templates()
+            .filter(|(k, _)| active(k))
+            .map(|(k, t)| stored(k, t))
+            .filter(|s| {
+                let k = TemplateKey {
+                    exporter: s.exporter,
+                    source_id: s.source_id,
+                    template_id: s.template_id,
+                };
+                self.known.get(&k) == Some(s)
+            })
+            .collect()
     }
 
     /// Templates that differ from what was last persisted.
@@ -201,6 +213,7 @@ fn snapshot_exporters(decoder: &Decoder<'_>) -> Vec<ExporterInfo> {
             options_records: s.options_records,
             sequence_lost: s.sequence_lost,
             sequence_reordered: s.sequence_reordered,
+            sequence_resyncs: s.sequence_resyncs,
             restarts: s.restarts,
             last_unix_secs: s.last_unix_secs,
             samplers: samplers
@@ -278,10 +291,19 @@ pub(crate) fn run(
     let mut drain_until: Option<Instant> = None;
     // The kernel's drop count of this socket (SO_RXQ_OVFL) last seen.
     let mut kernel_drops_seen = 0u32;
-    decoder.set_clock(unix_now());
+    // The pending buffer's clock: the wall clock at start, then monotonic
+    // (a wall clock stepped back by NTP would stall expiry until it caught
+    // up again).
+    let started = (unix_now(), Instant::now());
+    let clock = || {
+        let up = u32::try_from(started.1.elapsed().as_secs()).unwrap_or(u32::MAX);
+        started.0.saturating_add(up)
+    };
+    decoder.set_clock(clock());
     let mut drops = DropLog::default();
     let mut problems = DecodeLog {
         seen: *decoder.counters(),
+        waiting_logged: None,
         last: None,
     };
     loop {
@@ -376,7 +398,7 @@ pub(crate) fn run(
             last_snapshot = Instant::now();
             // Data waiting for its template ages by our clock, not by the
             // headers' (any sender can write a far-future unix_secs).
-            decoder.set_clock(unix_now());
+            decoder.set_clock(clock());
             if let Ok(mut c) = stats.decoder.lock() {
                 *c = *decoder.counters();
             }
@@ -386,8 +408,11 @@ pub(crate) fn run(
             }
             if last_refresh.elapsed() >= TEMPLATE_REFRESH {
                 last_refresh = Instant::now();
-                persisted.refresh(&decoder);
-                templates_seen = u64::MAX;
+                let renew = persisted.renewals(&decoder);
+                // Not sent (channel full): the next refresh renews them.
+                if !renew.is_empty() {
+                    let _ = tx.try_send(Msg::RenewTemplates(renew));
+                }
             }
             let t = decoder.counters().templates + decoder.counters().options_templates;
             if t != templates_seen {
@@ -528,6 +553,9 @@ impl DropLog {
 struct DecodeLog {
     /// The decoder's counters when last logged.
     seen: netflow9::Counters,
+    /// When data waiting for templates was last mentioned (at most once a
+    /// minute: an exporter whose template never comes would repeat it).
+    waiting_logged: Option<Instant>,
     /// The last error and the exporter that caused it.
     last: Option<(IpAddr, netflow9::Error)>,
 }
@@ -549,7 +577,12 @@ impl DecodeLog {
         if rejected + malformed + lost + evicted == 0 {
             // Data before its template is usual after a start: buffered,
             // decoded when the template comes (or counted as lost above).
-            if unknown > 0 {
+            if unknown > 0
+                && self
+                    .waiting_logged
+                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+            {
+                self.waiting_logged = Some(Instant::now());
                 tracing::info!(
                     listener = %stats.addr,
                     unknown_template_flowsets = unknown,
@@ -616,6 +649,7 @@ mod tests {
         let mut d = Decoder::new(Config::default());
         let mut log = DecodeLog {
             seen: *d.counters(),
+            waiting_logged: None,
             last: None,
         };
         assert!(!log.log(&stats, d.counters()), "nothing happened");
@@ -667,18 +701,16 @@ mod tests {
         p.commit();
         assert!(p.changed(&d).is_empty());
 
-        // A refresh offers again the templates of the exporters heard from
-        // since the last one (both, at first), then only of those that sent
-        // packets in between.
-        p.refresh(&d);
-        assert_eq!(p.changed(&d).len(), 2);
-        p.commit();
+        // Renewals: the templates of the exporters heard from since the
+        // last call (both, at first), then only of those that sent packets
+        // in between; never a copy that differs from what was persisted.
+        assert_eq!(p.renewals(&d).len(), 2);
         define(&mut d, "192.0.2.2", 1, &[(8, 4)]);
-        p.refresh(&d);
-        let again: Vec<_> = p.changed(&d).iter().map(|s| s.exporter).collect();
+        let again: Vec<_> = p.renewals(&d).iter().map(|s| s.exporter).collect();
         assert_eq!(again, ["192.0.2.2".parse::<IpAddr>().unwrap()]);
-        p.commit();
-        p.refresh(&d);
-        assert!(p.changed(&d).is_empty(), "nobody sent anything");
+        assert!(p.renewals(&d).is_empty(), "nobody sent anything");
+        define(&mut d, "192.0.2.2", 2, &[(8, 4), (12, 4)]);
+        assert!(p.renewals(&d).is_empty(), "redefined: sent as changed");
+        assert_eq!(p.changed(&d).len(), 1);
     }
 }

@@ -53,6 +53,7 @@ pub(crate) struct ExporterInfo {
     pub(crate) options_records: u64,
     pub(crate) sequence_lost: u64,
     pub(crate) sequence_reordered: u64,
+    pub(crate) sequence_resyncs: u64,
     pub(crate) restarts: u64,
     pub(crate) last_unix_secs: u32,
     pub(crate) samplers: Vec<SamplerInfo>,
@@ -171,6 +172,7 @@ impl Metrics {
                     m.options_records += e.options_records;
                     m.sequence_lost += e.sequence_lost;
                     m.sequence_reordered += e.sequence_reordered;
+                    m.sequence_resyncs += e.sequence_resyncs;
                     m.restarts += e.restarts;
                     m.last_unix_secs = m.last_unix_secs.max(e.last_unix_secs);
                     for s in e.samplers {
@@ -585,6 +587,7 @@ mod tests {
                 options_records: 0,
                 sequence_lost: 2,
                 sequence_reordered: 0,
+                sequence_resyncs: 0,
                 restarts: 0,
                 last_unix_secs: 100 + i as u32,
                 samplers: Vec::new(),
@@ -619,6 +622,7 @@ mod tests {
                 options_records: 0,
                 sequence_lost: 0,
                 sequence_reordered: 0,
+                sequence_resyncs: 0,
                 restarts: 0,
                 last_unix_secs: 1,
                 samplers: Vec::new(),

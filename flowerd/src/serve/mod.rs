@@ -23,8 +23,11 @@ use metrics::{ListenerStats, Metrics};
 pub(crate) enum Msg {
     /// A batch of flows.
     Flows(Vec<Flow>),
-    /// A listener's current templates, to persist.
+    /// A listener's new or redefined templates, to persist.
     Templates(Vec<StoredTemplate>),
+    /// Templates still in use, unchanged: renewed only where the store
+    /// holds the same definition (see `Store::renew_templates`).
+    RenewTemplates(Vec<StoredTemplate>),
 }
 
 /// A running daemon (also used by tests through `run`).
