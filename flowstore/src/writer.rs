@@ -1065,9 +1065,15 @@ impl Writer {
                         rollups_removed += n as u64;
                     }
                     Some(t) => {
-                        if t < 2 {
-                            txn = self.rebuild_before_sealing(&inner.env, txn, t, cut)?;
-                        }
+                        // The coarser windows that lose finer buckets.
+                        let windows = if t < 2 {
+                            let (next, windows) =
+                                self.rebuild_before_sealing(&inner.env, txn, t, cut)?;
+                            txn = next;
+                            windows
+                        } else {
+                            Vec::new()
+                        };
                         if t == 0 {
                             self.cache.retain(|b, _| *b >= cut * 1000);
                         }
@@ -1076,20 +1082,9 @@ impl Writer {
                             bucket: cut.saturating_sub(1),
                             dim: u8::MAX,
                         };
-                        if t < 2 {
-                            // The coarser windows lose finer buckets.
-                            let w = TIER_MS[t + 1];
-                            let mut windows: Vec<u64> = Vec::new();
-                            for item in inner.dbs.rollups[t].range(&txn, &(lo_k..=hi_k))? {
-                                let window = item?.0.bucket * 1000 / w * w;
-                                if windows.last() != Some(&window) {
-                                    windows.push(window);
-                                }
-                            }
-                            for window in windows {
-                                seal(&mut txn, &self.store, t as u8 + 1, window, now_secs())?;
-                                self.seal_cached(window, w);
-                            }
+                        for window in windows {
+                            seal(&mut txn, &self.store, t as u8 + 1, window, now_secs())?;
+                            self.seal_cached(window, TIER_MS[t + 1]);
                         }
                         if t > 0 {
                             let lo_s = index_key(INDEX_SEALED, t as u8, 0);
@@ -1133,14 +1128,14 @@ impl Writer {
     /// (sealed, they never would be), and commits. Without room for that,
     /// they are sealed as they are (their missing minutes counted in
     /// `rollup_errors`, logged by the caller through the report).
-    /// Returns a fresh transaction.
+    /// Returns a fresh transaction and the windows to seal.
     fn rebuild_before_sealing<'e>(
         &mut self,
         env: &'e heed::Env,
         txn: RwTxn<'e>,
         t: usize,
         cut: u64,
-    ) -> Result<RwTxn<'e>> {
+    ) -> Result<(RwTxn<'e>, Vec<u64>)> {
         let inner = self.store.inner.clone();
         let tier = t as u8 + 1;
         let w = TIER_MS[t + 1];
@@ -1157,7 +1152,7 @@ impl Writer {
             }
         }
         let mut dirty = Vec::new();
-        for window in windows {
+        for &window in &windows {
             if inner
                 .dbs
                 .rollup_index
@@ -1169,7 +1164,7 @@ impl Writer {
             }
         }
         if dirty.is_empty() {
-            return Ok(txn);
+            return Ok((txn, windows));
         }
         let mut txn = txn;
         let group_cap = inner.cfg.group_cap;
@@ -1195,7 +1190,7 @@ impl Writer {
             }
             Err(e) => return Err(e),
         }
-        Ok(env.write_txn()?)
+        Ok((env.write_txn()?, windows))
     }
 
     fn has_dirty(&self) -> bool {

@@ -516,20 +516,11 @@ fn retention_measures_age_from_write_time_and_counts_removals() {
     );
 }
 
-#[test]
-fn a_small_disk_budget_evicts_oldest_instead_of_failing() {
-    let flows = flows_of("softflowd-v9");
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = StoreConfig {
-        disk_budget_bytes: 2 << 20,
-        initial_map_bytes: 1 << 20,
-        sync: false,
-        ..StoreConfig::default()
-    };
-    let store = Store::open(dir.path(), cfg).unwrap();
+/// Appends `flows` once per day for `days` days, shifted by a day each
+/// time, then flushes; returns the writer.
+fn store_days(store: &Store, flows: &[Flow], days: u64) -> flowstore::Writer {
     let mut w = store.writer().unwrap();
-    // the same 10 minutes of flows shifted by a day at a time: far more than 2 MiB
-    for day in 0..40u64 {
+    for day in 0..days {
         let shifted: Vec<Flow> = flows
             .iter()
             .map(|f| Flow {
@@ -541,6 +532,22 @@ fn a_small_disk_budget_evicts_oldest_instead_of_failing() {
         w.append(&shifted).unwrap();
     }
     w.flush().unwrap();
+    w
+}
+
+#[test]
+fn a_small_disk_budget_evicts_oldest_instead_of_failing() {
+    let flows = flows_of("softflowd-v9");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig {
+        disk_budget_bytes: 2 << 20,
+        initial_map_bytes: 1 << 20,
+        sync: false,
+        ..StoreConfig::default()
+    };
+    let store = Store::open(dir.path(), cfg).unwrap();
+    // the same 10 minutes of flows shifted by a day at a time: far more than 2 MiB
+    let _w = store_days(&store, &flows, 40);
     let evicted = store
         .stats()
         .budget_buckets
@@ -567,20 +574,8 @@ fn budget_eviction_builds_the_coarse_windows_first() {
         ..StoreConfig::default()
     };
     let store = Store::open(dir.path(), cfg).unwrap();
-    let mut w = store.writer().unwrap();
     let days = 40u64;
-    for day in 0..days {
-        let shifted: Vec<Flow> = flows
-            .iter()
-            .map(|f| Flow {
-                first_ms: f.first_ms + day * 86_400_000,
-                last_ms: f.last_ms + day * 86_400_000,
-                ..*f
-            })
-            .collect();
-        w.append(&shifted).unwrap();
-    }
-    w.flush().unwrap();
+    let _w = store_days(&store, &flows, days);
     let stats = store.stats();
     let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     let rolled = store.summary(TimeRange::all(), &all()).unwrap();

@@ -107,9 +107,7 @@ impl DomainState {
         self.stats.packets += 1;
         if !self.seen {
             self.seen = true;
-            self.window = 0;
-            self.tracked = 0;
-            self.accept(h);
+            self.start_over(h);
             return o;
         }
         if h.sys_uptime < self.last_uptime {
@@ -136,9 +134,7 @@ impl DomainState {
             if !wrap && !carries_on && !late && jump.abs() > BOOT_TIME_TOLERANCE_MS {
                 o.restarted = true;
                 self.stats.restarts += 1;
-                self.window = 0;
-                self.tracked = 0;
-                self.accept(h);
+                self.start_over(h);
                 return o;
             }
         }
@@ -148,9 +144,7 @@ impl DomainState {
         if diff.unsigned_abs() > SEQUENCE_RESYNC {
             o.resynced = true;
             self.stats.sequence_resyncs += 1;
-            self.window = 0;
-            self.tracked = 0;
-            self.accept(h);
+            self.start_over(h);
             return o;
         }
         if diff >= 0 {
@@ -186,6 +180,13 @@ impl DomainState {
             o.retracted = true;
         }
         o
+    }
+
+    /// Starts the tracking over from `h` (first packet, restart, resync).
+    fn start_over(&mut self, h: &HeaderRepr) {
+        self.window = 0;
+        self.tracked = 0;
+        self.accept(h);
     }
 
     /// Takes `h` as the newest packet (the window already shifted to it).
